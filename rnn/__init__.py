@@ -1,0 +1,1 @@
+"""rnn: recurrent networks built on tinygraph by unrolling a cell over time."""

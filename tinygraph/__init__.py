@@ -1,0 +1,14 @@
+"""tinygraph: a reverse-mode autodiff engine on NumPy, small enough to read in one sitting.
+
+    import numpy as np, tinygraph as tg
+    x = tg.tensor(np.random.randn(3, 4), requires_grad=True, name="x")
+    loss = (x @ x.T).tanh().sum()
+    loss.backward()          # x.grad is an ndarray of shape (3, 4)
+"""
+from .engine import (GraphFreedError, ShapeError, enable_grad, is_grad_enabled, no_grad,
+                     scope, set_grad_enabled)
+from .tensor import Tensor, tensor
+from .ops import (add, concat, div, exp, getitem, log, log_softmax, matmul, max, mean, mul,
+                  neg, permute, pow, relu, reshape, sigmoid, stack, sub, sum, tanh, transpose,
+                  where)
+from .gradcheck import GradcheckError, gradcheck

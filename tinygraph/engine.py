@@ -1,0 +1,253 @@
+"""The engine: how ops are recorded into a graph, and how backward walks it.
+
+Read it in this order:
+
+1. ``Op.apply`` runs an op's forward on NumPy arrays and, when a gradient will be
+   needed, records the op as a graph node. The node keeps its *parents*: for each
+   input, the input's own node if the input was computed, or the input tensor
+   itself if it is a leaf.
+2. ``backward`` sorts the nodes reachable from the root (iteratively, so a
+   100,000-op chain is fine), then visits them root first. Each node receives the
+   sum of the gradients its consumers sent it (the fan-in that makes BPTT work),
+   applies its vector-Jacobian product, and passes one gradient to each parent.
+   Leaves add what they receive to ``.grad``.
+
+Nodes do not hold the tensors they produced, only what their backward needs
+(``saved``), so intermediate arrays are released as soon as nothing needs them.
+After a backward the saved arrays are dropped unless ``retain_graph=True``.
+"""
+import weakref
+from contextlib import contextmanager
+
+import numpy as np
+
+_grad_enabled = True
+_scope = ()
+
+
+def is_grad_enabled():
+    """True when ops record a graph (the default); False inside ``no_grad()``."""
+    return _grad_enabled
+
+
+@contextmanager
+def set_grad_enabled(enabled):
+    """Turn graph recording on or off inside the block (process-wide, not per thread)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Build no graph inside the block: results neither require nor carry gradients."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    """Record a graph inside the block, even within ``no_grad()``."""
+    return set_grad_enabled(True)
+
+
+@contextmanager
+def scope(label):
+    """Tag every node created inside the block with ``label``.
+
+    Scopes nest: a node's ``scope`` is the tuple of labels from the outermost block
+    in. The engine gives labels no meaning; drawings use them to group nodes (the
+    RNN unrolling marks each time step this way).
+    """
+    global _scope
+    previous, _scope = _scope, _scope + (label,)
+    try:
+        yield
+    finally:
+        _scope = previous
+
+
+def current_scope():
+    """The tuple of scope labels that nodes created now would get."""
+    return _scope
+
+
+class ShapeError(ValueError):
+    """An op was given inputs whose shapes do not fit together."""
+
+
+class GraphFreedError(RuntimeError):
+    """Backward reached a node whose saved arrays an earlier backward released."""
+
+
+class Op:
+    """A primitive operation, and, once applied, the graph node that records it.
+
+    A subclass defines ``forward(*arrays, **params) -> ndarray`` and
+    ``backward(grad_out) -> one gradient (or None) per input``, side by side.
+    ``forward`` keeps what ``backward`` will need in ``self.saved``;
+    ``self.needs_grad[i]`` tells ``backward`` which input gradients are wanted.
+    """
+
+    __slots__ = ("parents", "needs_grad", "saved", "out", "scope", "hooks",
+                 "retains_grad", "freed", "__dict__")
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        """The op's name as graphs and errors show it: ``matmul``, ``tanh``, ..."""
+        return type(self).__name__.lower()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on the inputs' arrays; record the op if a gradient is needed."""
+        from .tensor import Tensor
+
+        op = cls()
+        try:
+            data = op.forward(*[t._data for t in inputs], **params)
+        except (ValueError, IndexError) as err:
+            shapes = " and ".join(str(t.shape) for t in inputs)
+            message = f"{op.name}: {err} (input shapes {shapes})"
+            if isinstance(err, IndexError):
+                raise IndexError(message) from None
+            raise ShapeError(message) from None
+        out = Tensor._wrap(data)
+        if _grad_enabled:
+            needs_grad = tuple(t._requires_grad for t in inputs)
+            if True in needs_grad:
+                op.parents = tuple(t if t._node is None else t._node for t in inputs)
+                op.needs_grad = needs_grad
+                op.out = weakref.ref(out)
+                op.scope = _scope
+                op.hooks = None
+                op.retains_grad = False
+                op.freed = False
+                out._requires_grad = True
+                out._node = op
+        return out
+
+    def __repr__(self):
+        return f"<{self.name} node>"
+
+
+def _is_leaf(vertex):
+    return not isinstance(vertex, Op)
+
+
+def toposort(root):
+    """Every vertex whose gradient ``root`` depends on, root first, parents after children.
+
+    A vertex is an ``Op`` node or a leaf tensor that requires grad. Iterative
+    depth-first search (no recursion limit); parents are visited in input order, so
+    the order is the same on every run.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        vertex, parents_done = stack.pop()
+        if parents_done:
+            order.append(vertex)
+            continue
+        if vertex in visited:
+            continue
+        visited.add(vertex)
+        stack.append((vertex, True))
+        if not _is_leaf(vertex):
+            for parent in reversed(vertex.parents):
+                if parent not in visited and (not _is_leaf(parent) or parent._requires_grad):
+                    stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _freed_message(node):
+    where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
+    return (
+        f"backward through a graph that was already freed: the arrays saved by "
+        f"'{node.name}'{where} were released by an earlier backward(). To run "
+        f"backward twice through the same graph, call backward(retain_graph=True) "
+        f"the first time. If this is a training loop that carries a hidden state "
+        f"over from the previous batch, detach that state instead (a = a.detach()): "
+        f"that is truncated BPTT, and retain_graph=True would only hide the problem "
+        f"while the graph, and memory, grow with every batch.")
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = np.asarray(replaced)
+    return grad
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
+    Unless ``retain_graph`` is true, each node's saved arrays are released as soon as
+    its backward has run.
+    """
+    if not root._requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: no input of the "
+            "computation that made it has requires_grad=True (was it computed inside "
+            "no_grad(), or from detached tensors?)")
+    if grad is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a tensor with one element, but "
+                f"this one has shape {root.shape}; reduce it first (e.g. .sum()) or "
+                f"pass backward(grad) with an array of shape {root.shape}")
+        grad = np.ones_like(root._data)
+    else:
+        grad = np.asarray(grad.numpy() if hasattr(grad, "numpy") else grad,
+                          dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise ShapeError(
+                f"backward(grad): grad has shape {grad.shape} but the tensor has "
+                f"shape {root.shape}; they must be equal")
+
+    start = root if root._node is None else root._node
+    order = toposort(start)
+    for vertex in order:
+        if not _is_leaf(vertex) and vertex.freed:
+            raise GraphFreedError(_freed_message(vertex))
+
+    pending = {start: grad}
+    for vertex in order:
+        grad = pending.pop(vertex, None)
+        if grad is None:
+            continue
+        if _is_leaf(vertex):
+            _accumulate_into_leaf(vertex, grad)
+            continue
+        if vertex.hooks:
+            grad = _run_hooks(vertex.hooks, grad)
+        if vertex.retains_grad:
+            tensor = vertex.out()
+            if tensor is not None:
+                tensor.grad = np.array(grad, dtype=tensor.dtype)
+        parent_grads = vertex.backward(grad)
+        if not retain_graph:
+            vertex.saved = None
+            vertex.freed = True
+        for parent, parent_grad in zip(vertex.parents, parent_grads):
+            if parent_grad is None:
+                continue
+            previous = pending.get(parent)
+            pending[parent] = parent_grad if previous is None else previous + parent_grad
+
+
+def _accumulate_into_leaf(leaf, grad):
+    if leaf._hooks:
+        grad = _run_hooks(leaf._hooks, grad)
+    if leaf.grad is None:
+        leaf.grad = np.array(grad, dtype=leaf.dtype)  # a copy the leaf owns
+    else:
+        leaf.grad = leaf.grad + grad

@@ -1,0 +1,524 @@
+"""The primitive ops: each one's forward and vector-Jacobian product side by side.
+
+Notation: ``g`` is dL/d(out), the gradient arriving at the op's output; ``backward``
+returns dL/d(input) for each input, or None where ``needs_grad`` says nobody wants it.
+Inputs broadcast as in NumPy, so every VJP sums its gradient back to its input's
+shape (``unbroadcast``). Everything else in tinygraph (softmax, losses, RNN cells) is
+built from these, so its gradient comes for free and shows up in the graph.
+
+The lower-case functions at the bottom are the public entry points: they accept
+tensors, arrays and Python numbers, and return tensors.
+"""
+import numpy as np
+
+from .engine import Op
+from .tensor import Tensor
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the VJP of NumPy broadcasting."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+# ---- elementwise, two inputs --------------------------------------------------------
+class Add(Op):
+    """out = a + b;  dL/da = g,  dL/db = g."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_grad[0] else None,
+                unbroadcast(g, sb) if self.needs_grad[1] else None)
+
+
+class Sub(Op):
+    """out = a - b;  dL/da = g,  dL/db = -g."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_grad[0] else None,
+                unbroadcast(-g, sb) if self.needs_grad[1] else None)
+
+
+class Mul(Op):
+    """out = a * b;  dL/da = g * b,  dL/db = g * a."""
+
+    def forward(self, a, b):
+        self.saved = a, b
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved
+        return (unbroadcast(g * b, a.shape) if self.needs_grad[0] else None,
+                unbroadcast(g * a, b.shape) if self.needs_grad[1] else None)
+
+
+class Div(Op):
+    """out = a / b;  dL/da = g / b,  dL/db = -g a / b^2."""
+
+    def forward(self, a, b):
+        self.saved = a, b
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved
+        return (unbroadcast(g / b, a.shape) if self.needs_grad[0] else None,
+                unbroadcast(-g * a / (b * b), b.shape) if self.needs_grad[1] else None)
+
+
+class Pow(Op):
+    """out = a ** b;  dL/da = g b a^(b-1),  dL/db = g out log(a).
+
+    As in PyTorch, dL/da is 0 where b == 0, and dL/db is 0 where a == 0 and b >= 0
+    (the limit of a^b log a); elsewhere a negative base gives NaN for dL/db.
+    """
+
+    def forward(self, a, b):
+        out = a ** b
+        self.saved = a, b, out
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_grad[0]:
+                ga = unbroadcast(g * np.where(b == 0, 0.0, b * a ** (b - 1)), a.shape)
+            if self.needs_grad[1]:
+                log_a = np.log(np.where(a == 0, 1.0, a))
+                gb = unbroadcast(g * np.where((a == 0) & (b >= 0), 0.0, out * log_a),
+                                 b.shape)
+        return ga, gb
+
+
+class MatMul(Op):
+    """out = a @ b, as ``np.matmul``: 1-D, 2-D and batched with broadcasting.
+
+    For matrices, dL/da = g b^T and dL/db = a^T g. A 1-D operand is treated as a
+    row (a) or column (b) matrix, and batch dimensions are summed back by
+    ``unbroadcast``.
+    """
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("both operands need at least one dimension")
+        k_a, k_b = a.shape[-1], b.shape[0 if b.ndim == 1 else -2]
+        if k_a != k_b:
+            raise ValueError(f"inner dimensions differ ({k_a} != {k_b})")
+        self.saved = a, b
+        return np.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        a2 = a[np.newaxis, :] if a.ndim == 1 else a
+        b2 = b[:, np.newaxis] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if self.needs_grad[1]:
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# ---- elementwise, one input -------------------------------------------------------
+class Neg(Op):
+    """out = -x;  dL/dx = -g."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Op):
+    """out = e^x;  dL/dx = g out."""
+
+    def forward(self, x):
+        out = np.exp(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class Log(Op):
+    """out = log x (natural);  dL/dx = g / x."""
+
+    def forward(self, x):
+        self.saved = x
+        return np.log(x)
+
+    def backward(self, g):
+        return (g / self.saved,)
+
+
+class Tanh(Op):
+    """out = tanh x;  dL/dx = g (1 - out^2)."""
+
+    def forward(self, x):
+        out = np.tanh(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        out = self.saved
+        return (g * (1 - out * out),)
+
+
+class Sigmoid(Op):
+    """out = 1 / (1 + e^-x), computed without overflow for large |x|;
+    dL/dx = g out (1 - out)."""
+
+    def forward(self, x):
+        e = np.exp(-np.abs(x))  # never overflows
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        out = self.saved
+        return (g * out * (1 - out),)
+
+
+class ReLU(Op):
+    """out = max(x, 0);  dL/dx = g where x > 0, else 0 (0 at x == 0, as PyTorch)."""
+
+    def forward(self, x):
+        out = np.maximum(x, 0)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return (g * (self.saved > 0),)
+
+
+# ---- reductions ------------------------------------------------------------------
+def _axes(axis, ndim):
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def _expand_reduced(g, axes, keepdims):
+    """Give a reduced gradient back its reduced axes (size 1), ready to broadcast."""
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+class Sum(Op):
+    """out = sum of x over ``axis``;  dL/dx = g broadcast back over the summed axes."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.axes, self.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        return np.sum(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return (np.broadcast_to(_expand_reduced(g, self.axes, self.keepdims), self.shape),)
+
+
+class Mean(Op):
+    """out = mean of x over ``axis`` (n elements each);  dL/dx = g / n, broadcast back."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.axes, self.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        return np.mean(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        n = int(np.prod([self.shape[a] for a in self.axes]))
+        g = _expand_reduced(g, self.axes, self.keepdims) / n
+        return (np.broadcast_to(g, self.shape),)
+
+
+class Max(Op):
+    """out = max of x over ``axis``.
+
+    dL/dx = g at the maximum. Ties share the gradient equally: if k entries reach the
+    maximum, each gets g / k (as ``torch.amax``), so the gradient still sums to g.
+    """
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes, self.keepdims = _axes(axis, x.ndim), keepdims
+        out = np.max(x, axis=self.axes, keepdims=True)
+        self.saved = x == out
+        return out if keepdims else np.squeeze(out, self.axes)
+
+    def backward(self, g):
+        is_max = self.saved
+        count = is_max.sum(axis=self.axes, keepdims=True)
+        return (is_max * (_expand_reduced(g, self.axes, self.keepdims) / count),)
+
+
+# ---- shape and indexing -------------------------------------------------------------
+class Reshape(Op):
+    """out = x viewed with a new shape;  dL/dx = g reshaped back."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return np.reshape(x, shape)
+
+    def backward(self, g):
+        return (np.reshape(g, self.shape),)
+
+
+class Transpose(Op):
+    """out = x with its axes permuted (reversed when ``axes`` is None);
+    dL/dx = g permuted by the inverse permutation."""
+
+    def forward(self, x, axes=None):
+        self.axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axes)
+        return np.transpose(x, self.axes)
+
+    def backward(self, g):
+        return (np.transpose(g, np.argsort(self.axes)),)
+
+
+class GetItem(Op):
+    """out = x[index], for any NumPy index: ints, slices, None, ..., boolean masks,
+    integer arrays.
+
+    dL/dx is zero except at the selected places, which receive g. An integer array
+    may select one place several times; its gradients then add up (``np.add.at``).
+    """
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        return x[index]
+
+    def backward(self, g):
+        grad = np.zeros(self.shape, dtype=np.result_type(self.dtype, g.dtype))
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts):
+            np.add.at(grad, self.index, g)
+        else:
+            grad[self.index] = g  # each place is selected at most once
+        return (grad,)
+
+
+class Concat(Op):
+    """out = the inputs joined along ``axis``;  each dL/dx_i is its slice of g."""
+
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.split(g, np.cumsum(self.sizes)[:-1], axis=self.axis))
+
+
+class Stack(Op):
+    """out = the inputs stacked along a new ``axis``;  dL/dx_i = g[..., i, ...]."""
+
+    def forward(self, *arrays, axis=0):
+        out = np.stack(arrays, axis=axis)
+        self.axis = axis if axis >= 0 else axis + out.ndim
+        return out
+
+    def backward(self, g):
+        return tuple(np.moveaxis(g, self.axis, 0))
+
+
+class Where(Op):
+    """out = a where condition else b;  dL/da = g where condition, dL/db = g elsewhere.
+
+    The condition is a boolean array: it is not differentiated.
+    """
+
+    def forward(self, a, b, condition):
+        self.saved = condition
+        self.shapes = a.shape, b.shape
+        return np.where(condition, a, b)
+
+    def backward(self, g):
+        condition = self.saved
+        sa, sb = self.shapes
+        return (unbroadcast(np.where(condition, g, 0.0), sa) if self.needs_grad[0] else None,
+                unbroadcast(np.where(condition, 0.0, g), sb) if self.needs_grad[1] else None)
+
+
+class LogSoftmax(Op):
+    """out = x - log(sum(exp(x))) along ``axis``, computed after subtracting the max so
+    that logits of any size stay finite;  dL/dx = g - softmax(x) * sum(g)."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return (g - np.exp(self.saved) * np.sum(g, axis=self.axis, keepdims=True),)
+
+
+# ---- public functions -----------------------------------------------------------
+def as_tensor(x, like=None):
+    """``x`` as a Tensor. Python numbers take the float precision of ``like``."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and like.dtype.kind == "f" and isinstance(x, (int, float)):
+        return Tensor._wrap(np.asarray(x, dtype=like.dtype))
+    return Tensor._wrap(np.asarray(x))
+
+
+def _pair(a, b):
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, like=b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor(b, like=a)
+    return a, b
+
+
+def add(a, b):
+    """a + b, broadcasting."""
+    return Add.apply(*_pair(a, b))
+
+
+def sub(a, b):
+    """a - b, broadcasting."""
+    return Sub.apply(*_pair(a, b))
+
+
+def mul(a, b):
+    """a * b elementwise, broadcasting."""
+    return Mul.apply(*_pair(a, b))
+
+
+def div(a, b):
+    """a / b elementwise, broadcasting."""
+    return Div.apply(*_pair(a, b))
+
+
+def pow(a, b):
+    """a ** b elementwise; the exponent may be a tensor that requires grad."""
+    return Pow.apply(*_pair(a, b))
+
+
+def matmul(a, b):
+    """a @ b with ``np.matmul``'s rules (1-D, 2-D, batched with broadcasting)."""
+    return MatMul.apply(*_pair(a, b))
+
+
+def neg(x):
+    """-x."""
+    return Neg.apply(as_tensor(x))
+
+
+def exp(x):
+    """e^x elementwise."""
+    return Exp.apply(as_tensor(x))
+
+
+def log(x):
+    """Natural log elementwise."""
+    return Log.apply(as_tensor(x))
+
+
+def tanh(x):
+    """tanh elementwise."""
+    return Tanh.apply(as_tensor(x))
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x) elementwise, stable for large |x|."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    return ReLU.apply(as_tensor(x))
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (all axes when None)."""
+    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis`` (all axes when None)."""
+    return Mean.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over ``axis``; tied maxima share the gradient equally."""
+    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def reshape(x, shape):
+    """``x`` with a new shape (one entry may be -1)."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Reshape.apply(as_tensor(x), shape=shape)
+
+
+def transpose(x, axes=None):
+    """Permute the axes of ``x`` (reverse them when ``axes`` is None)."""
+    return Transpose.apply(as_tensor(x), axes=axes)
+
+
+def permute(x, axes):
+    """Permute the axes of ``x`` into the order ``axes``."""
+    return Transpose.apply(as_tensor(x), axes=tuple(axes))
+
+
+def _plain_index(index):
+    """Replace tensors and lists inside an index by arrays, as NumPy expects."""
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def getitem(x, index):
+    """``x[index]`` for any NumPy index; repeated integer indices accumulate gradient."""
+    return GetItem.apply(as_tensor(x), index=_plain_index(index))
+
+
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis (``np.concatenate``)."""
+    tensors = [as_tensor(t) for t in tensors]
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Stack tensors along a new axis (``np.stack``)."""
+    tensors = [as_tensor(t) for t in tensors]
+    return Stack.apply(*tensors, axis=axis)
+
+
+def where(condition, a, b):
+    """Elementwise choice: ``a`` where ``condition`` holds, else ``b``."""
+    condition = np.asarray(condition._data if isinstance(condition, Tensor) else condition,
+                           dtype=bool)
+    a, b = _pair(a, b)
+    return Where.apply(a, b, condition=condition)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along ``axis``, stable for logits of any size."""
+    return LogSoftmax.apply(as_tensor(x), axis=axis)
+
