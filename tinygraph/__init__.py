@@ -6,7 +6,7 @@
     loss.backward()          # x.grad is an ndarray of shape (3, 4)
 """
 from .engine import (GraphFreedError, ShapeError, enable_grad, is_grad_enabled, no_grad,
-                     scope, set_grad_enabled)
+                     record_contributions, scope, set_grad_enabled)
 from .tensor import Tensor, tensor
 from .ops import (add, concat, div, exp, getitem, log, log_softmax, matmul, max, mean, mul,
                   neg, permute, pow, relu, reshape, sigmoid, stack, sub, sum, tanh, transpose,

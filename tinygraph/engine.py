@@ -67,6 +67,27 @@ def scope(label):
         _scope = previous
 
 
+_recorders = []
+
+
+@contextmanager
+def record_contributions():
+    """Record, during the backward passes run inside the block, every gradient
+    contribution that reaches a leaf, one per use.
+
+    Yields a dict ``{leaf tensor: [(node, grad), ...]}`` in the order backward
+    produced them; ``node`` is the consumer that sent ``grad`` (its ``scope`` tells
+    where in the model it was), and the grads of one leaf sum to what backward added
+    to ``leaf.grad``. This is how a drawing shows dL/dW = sum over t of dL/dW^(t).
+    """
+    contributions = {}
+    _recorders.append(contributions)
+    try:
+        yield contributions
+    finally:
+        _recorders.remove(contributions)
+
+
 def current_scope():
     """The tuple of scope labels that nodes created now would get."""
     return _scope
@@ -240,6 +261,9 @@ def backward(root, grad=None, retain_graph=False):
         for parent, parent_grad in zip(vertex.parents, parent_grads):
             if parent_grad is None:
                 continue
+            if _recorders and _is_leaf(parent):
+                for contributions in _recorders:
+                    contributions.setdefault(parent, []).append((vertex, parent_grad))
             previous = pending.get(parent)
             pending[parent] = parent_grad if previous is None else previous + parent_grad
 
