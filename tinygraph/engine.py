@@ -127,8 +127,6 @@ class Op:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays; record the op if a gradient is needed."""
-        from .tensor import Tensor
-
         op = cls()
         try:
             data = op.forward(*[t._data for t in inputs], **params)
@@ -139,50 +137,53 @@ class Op:
                 raise IndexError(message) from None
             raise ShapeError(message) from None
         out = Tensor._wrap(data)
-        if _grad_enabled:
-            needs_grad = tuple(t._requires_grad for t in inputs)
-            if True in needs_grad:
-                op.parents = tuple(t if t._node is None else t._node for t in inputs)
-                op.needs_grad = needs_grad
-                op.out = weakref.ref(out)
-                op.scope = _scope
-                op.hooks = None
-                op.retains_grad = False
-                op.freed = False
-                out._requires_grad = True
-                out._node = op
+        if not _grad_enabled:
+            return out
+        needs_grad = tuple([t._requires_grad for t in inputs])
+        if True not in needs_grad:
+            return out
+        op.parents = tuple([t._node or t for t in inputs])
+        op.needs_grad = needs_grad
+        op.out = weakref.ref(out)
+        op.scope = _scope
+        op.hooks = None
+        op.retains_grad = False
+        op.freed = False
+        out._requires_grad = True
+        out._node = op
         return out
 
     def __repr__(self):
         return f"<{self.name} node>"
 
 
-def _is_leaf(vertex):
-    return not isinstance(vertex, Op)
-
-
 def toposort(root):
     """Every vertex whose gradient ``root`` depends on, root first, parents after children.
 
     A vertex is an ``Op`` node or a leaf tensor that requires grad. Iterative
-    depth-first search (no recursion limit); parents are visited in input order, so
-    the order is the same on every run.
+    depth-first search (no recursion limit) that lists a vertex once all of its
+    parents are listed; parents are explored in input order, so the order is the
+    same on every run.
     """
-    order, visited = [], set()
-    stack = [(root, False)]
+    if not isinstance(root, Op):
+        return [root]
+    order, visited = [], {root}
+    stack = [(root, iter(root.parents))]
     while stack:
-        vertex, parents_done = stack.pop()
-        if parents_done:
-            order.append(vertex)
-            continue
-        if vertex in visited:
-            continue
-        visited.add(vertex)
-        stack.append((vertex, True))
-        if not _is_leaf(vertex):
-            for parent in reversed(vertex.parents):
-                if parent not in visited and (not _is_leaf(parent) or parent._requires_grad):
-                    stack.append((parent, False))
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent in visited:
+                continue
+            if isinstance(parent, Op):
+                visited.add(parent)
+                stack.append((parent, iter(parent.parents)))
+                break
+            if parent._requires_grad:
+                visited.add(parent)
+                order.append(parent)
+        else:
+            stack.pop()
+            order.append(node)
     order.reverse()
     return order
 
@@ -237,7 +238,7 @@ def backward(root, grad=None, retain_graph=False):
     start = root if root._node is None else root._node
     order = toposort(start)
     for vertex in order:
-        if not _is_leaf(vertex) and vertex.freed:
+        if isinstance(vertex, Op) and vertex.freed:
             raise GraphFreedError(_freed_message(vertex))
 
     pending = {start: grad}
@@ -245,7 +246,7 @@ def backward(root, grad=None, retain_graph=False):
         grad = pending.pop(vertex, None)
         if grad is None:
             continue
-        if _is_leaf(vertex):
+        if not isinstance(vertex, Op):
             _accumulate_into_leaf(vertex, grad)
             continue
         if vertex.hooks:
@@ -261,7 +262,7 @@ def backward(root, grad=None, retain_graph=False):
         for parent, parent_grad in zip(vertex.parents, parent_grads):
             if parent_grad is None:
                 continue
-            if _recorders and _is_leaf(parent):
+            if _recorders and not isinstance(parent, Op):
                 for contributions in _recorders:
                     contributions.setdefault(parent, []).append((vertex, parent_grad))
             previous = pending.get(parent)
@@ -275,3 +276,6 @@ def _accumulate_into_leaf(leaf, grad):
         leaf.grad = np.array(grad, dtype=leaf.dtype)  # a copy the leaf owns
     else:
         leaf.grad = leaf.grad + grad
+
+
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
