@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import anomaly
+
 _grad_enabled = True
 _scope = ()
 
@@ -101,6 +103,10 @@ class GraphFreedError(RuntimeError):
     """Backward reached a node whose saved arrays an earlier backward released."""
 
 
+class ModifiedError(RuntimeError):
+    """An array saved for backward was changed after the forward pass saved it."""
+
+
 class Op:
     """A primitive operation, and, once applied, the graph node that records it.
 
@@ -108,10 +114,18 @@ class Op:
     ``backward(grad_out) -> one gradient (or None) per input``, side by side.
     ``forward`` keeps what ``backward`` will need in ``self.saved``;
     ``self.needs_grad[i]`` tells ``backward`` which input gradients are wanted.
+
+    A subclass whose ``saved`` holds its input arrays sets ``saves_inputs``, one that
+    holds its output sets ``saves_output``: backward then checks that those tensors
+    were not changed in between (their version counters), instead of returning
+    wrong gradients. The arrays an op outputs are made read-only, so a direct NumPy
+    write into a saved intermediate fails at once.
     """
 
     __slots__ = ("parents", "needs_grad", "saved", "out", "scope", "hooks",
-                 "retains_grad", "freed", "__dict__")
+                 "retains_grad", "freed", "versions", "site", "__dict__")
+    saves_inputs = False
+    saves_output = False
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -128,20 +142,30 @@ class Op:
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays; record the op if a gradient is needed."""
         op = cls()
+        arrays = [t._data for t in inputs]
         try:
-            data = op.forward(*[t._data for t in inputs], **params)
+            data = op.forward(*arrays, **params)
         except (ValueError, IndexError) as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             message = f"{op.name}: {err} (input shapes {shapes})"
             if isinstance(err, IndexError):
                 raise IndexError(message) from None
             raise ShapeError(message) from None
+        if type(data) is not np.ndarray:  # NumPy returns scalars from full reductions
+            data = np.asarray(data)
+        site = None
+        if anomaly.enabled:
+            site = anomaly.creation_site()
+            anomaly.check_forward(op, arrays, data, site)
         out = Tensor._wrap(data)
         if not _grad_enabled:
             return out
         needs_grad = tuple([t._requires_grad for t in inputs])
         if True not in needs_grad:
             return out
+        data.flags.writeable = False
+        op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
+        op.site = site
         op.parents = tuple([t._node or t for t in inputs])
         op.needs_grad = needs_grad
         op.out = weakref.ref(out)
@@ -200,6 +224,30 @@ def _freed_message(node):
         f"while the graph, and memory, grow with every batch.")
 
 
+def _check_saved_versions(node):
+    """Raise ``ModifiedError`` if a tensor whose array ``node`` saved has changed since."""
+    if node.versions is not None:
+        for i, (parent, saved_version) in enumerate(zip(node.parents, node.versions)):
+            tensor = parent.out() if isinstance(parent, Op) else parent
+            if tensor is not None and tensor._version != saved_version:
+                raise ModifiedError(_modified_message(node, f"input {i}", tensor, saved_version))
+    if type(node).saves_output:
+        tensor = node.out()
+        if tensor is not None and tensor._version != 0:
+            raise ModifiedError(_modified_message(node, "output", tensor, 0))
+
+
+def _modified_message(node, which, tensor, saved_version):
+    name = f"'{tensor.name}', " if tensor.name else ""
+    where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
+    return (
+        f"an array saved for backward has been modified: the {which} ({name}shape "
+        f"{tensor.shape}) of '{node.name}'{where} is at version {tensor._version}; "
+        f"expected version {saved_version}. Its data was changed between the forward "
+        f"pass and backward, e.g. by optimizer.step() or an assignment to .data before "
+        f"loss.backward(). Call backward() first, or run the forward pass again.")
+
+
 def _run_hooks(hooks, grad):
     for hook in hooks:
         replaced = hook(grad)
@@ -238,8 +286,10 @@ def backward(root, grad=None, retain_graph=False):
     start = root if root._node is None else root._node
     order = toposort(start)
     for vertex in order:
-        if isinstance(vertex, Op) and vertex.freed:
-            raise GraphFreedError(_freed_message(vertex))
+        if isinstance(vertex, Op):
+            if vertex.freed:
+                raise GraphFreedError(_freed_message(vertex))
+            _check_saved_versions(vertex)
 
     pending = {start: grad}
     for vertex in order:
@@ -256,6 +306,8 @@ def backward(root, grad=None, retain_graph=False):
             if tensor is not None:
                 tensor.grad = np.array(grad, dtype=tensor.dtype)
         parent_grads = vertex.backward(grad)
+        if anomaly.enabled:
+            anomaly.check_backward(vertex, parent_grads)
         if not retain_graph:
             vertex.saved = None
             vertex.freed = True
