@@ -522,3 +522,24 @@ def log_softmax(x, axis=-1):
     """log(softmax(x)) along ``axis``, stable for logits of any size."""
     return LogSoftmax.apply(as_tensor(x), axis=axis)
 
+
+class Softplus(Op):
+    """out = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|) so that it neither
+    overflows for large x nor loses precision for very negative x;
+    dL/dx = g sigmoid(x)."""
+
+    saves_inputs = True
+
+    def forward(self, x):
+        self.saved = x
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, g):
+        x = self.saved
+        e = np.exp(-np.abs(x))  # sigmoid(x) without overflow, as in Sigmoid
+        return (g * np.where(x >= 0, 1 / (1 + e), e / (1 + e)),)
+
+
+def softplus(x):
+    """log(1 + e^x) elementwise, stable for any x (the loss of a logit: -log sigmoid(-x))."""
+    return Softplus.apply(as_tensor(x))
