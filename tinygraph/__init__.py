@@ -16,3 +16,4 @@ from .ops import softplus
 from .random import manual_seed
 from . import functional, init, nn, optim
 from .serialization import load, save
+from . import viz
