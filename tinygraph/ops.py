@@ -11,7 +11,7 @@ tensors, arrays and Python numbers, and return tensors.
 """
 import numpy as np
 
-from .engine import Op
+from .engine import Op, RowSum
 from .tensor import Tensor
 
 
@@ -55,6 +55,8 @@ class Sub(Op):
 class Mul(Op):
     """out = a * b;  dL/da = g * b,  dL/db = g * a."""
 
+    saves_inputs = True
+
     def forward(self, a, b):
         self.saved = a, b
         return a * b
@@ -67,6 +69,8 @@ class Mul(Op):
 
 class Div(Op):
     """out = a / b;  dL/da = g / b,  dL/db = -g a / b^2."""
+
+    saves_inputs = True
 
     def forward(self, a, b):
         self.saved = a, b
@@ -84,6 +88,9 @@ class Pow(Op):
     As in PyTorch, dL/da is 0 where b == 0, and dL/db is 0 where a == 0 and b >= 0
     (the limit of a^b log a); elsewhere a negative base gives NaN for dL/db.
     """
+
+    saves_inputs = True
+    saves_output = True
 
     def forward(self, a, b):
         out = a ** b
@@ -111,6 +118,8 @@ class MatMul(Op):
     ``unbroadcast``.
     """
 
+    saves_inputs = True
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("both operands need at least one dimension")
@@ -124,16 +133,52 @@ class MatMul(Op):
         a, b = self.saved
         a2 = a[np.newaxis, :] if a.ndim == 1 else a
         b2 = b[:, np.newaxis] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+        # b's axis first: for vector @ vector g is 0-d and has no axis -2 yet
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         ga = gb = None
         if self.needs_grad[0]:
             ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_grad[1]:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+            if b.ndim == 2:  # a weight: sum a^T g over every row of every batch, as one product
+                gb = RowSum(a2.reshape(-1, a2.shape[-1]), g.reshape(-1, g.shape[-1]))
+            else:
+                gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
         return ga, gb
+
+
+class Linear(Op):
+    """out = x W^T + b, the affine map of a layer whose weight W is (out x in), as
+    PyTorch's ``F.linear``; in the notes' column notation it is W x + b.
+
+    x is (..., in), out is (..., out). dL/dx = g W; dL/dW = g^T x and dL/db = g^T 1,
+    each summed over every row of the batch (and over every use of W: see
+    ``engine.RowSum``, which lets the engine do that sum as one matrix product).
+    """
+
+    saves_inputs = True
+
+    def forward(self, x, W, b=None):
+        if W.ndim != 2:
+            raise ValueError(f"the weight must be 2-D (out x in), not {W.shape}")
+        if x.ndim == 0 or x.shape[-1] != W.shape[1]:
+            raise ValueError(f"x has {x.shape[-1] if x.ndim else 0} features but W "
+                             f"expects {W.shape[1]}")
+        self.saved = x, W
+        out = np.matmul(x, W.T)
+        return out if b is None else out + b
+
+    def backward(self, g):
+        x, W = self.saved
+        g_rows = g.reshape(-1, W.shape[0])
+        gx = np.matmul(g, W) if self.needs_grad[0] else None
+        gW = RowSum(g_rows, x.reshape(-1, W.shape[1])) if self.needs_grad[1] else None
+        grads = (gx, gW)
+        if len(self.needs_grad) == 3:
+            grads += (RowSum(g_rows) if self.needs_grad[2] else None,)
+        return grads
 
 
 # ---- elementwise, one input -------------------------------------------------------
@@ -150,6 +195,8 @@ class Neg(Op):
 class Exp(Op):
     """out = e^x;  dL/dx = g out."""
 
+    saves_output = True
+
     def forward(self, x):
         out = np.exp(x)
         self.saved = out
@@ -162,6 +209,8 @@ class Exp(Op):
 class Log(Op):
     """out = log x (natural);  dL/dx = g / x."""
 
+    saves_inputs = True
+
     def forward(self, x):
         self.saved = x
         return np.log(x)
@@ -172,6 +221,8 @@ class Log(Op):
 
 class Tanh(Op):
     """out = tanh x;  dL/dx = g (1 - out^2)."""
+
+    saves_output = True
 
     def forward(self, x):
         out = np.tanh(x)
@@ -187,6 +238,8 @@ class Sigmoid(Op):
     """out = 1 / (1 + e^-x), computed without overflow for large |x|;
     dL/dx = g out (1 - out)."""
 
+    saves_output = True
+
     def forward(self, x):
         e = np.exp(-np.abs(x))  # never overflows
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -200,6 +253,8 @@ class Sigmoid(Op):
 
 class ReLU(Op):
     """out = max(x, 0);  dL/dx = g where x > 0, else 0 (0 at x == 0, as PyTorch)."""
+
+    saves_output = True
 
     def forward(self, x):
         out = np.maximum(x, 0)
@@ -287,8 +342,11 @@ class Transpose(Op):
     dL/dx = g permuted by the inverse permutation."""
 
     def forward(self, x, axes=None):
-        self.axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axes)
-        return np.transpose(x, self.axes)
+        out = np.transpose(x, axes)  # checks that axes are a permutation
+        # non-negative, so that argsort gives the inverse permutation
+        self.axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(
+            a % x.ndim for a in axes)
+        return out
 
     def backward(self, g):
         return (np.transpose(g, np.argsort(self.axes)),)
@@ -362,6 +420,8 @@ class LogSoftmax(Op):
     """out = x - log(sum(exp(x))) along ``axis``, computed after subtracting the max so
     that logits of any size stay finite;  dL/dx = g - softmax(x) * sum(g)."""
 
+    saves_output = True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         shifted = x - np.max(x, axis=axis, keepdims=True)
@@ -419,6 +479,15 @@ def pow(a, b):
 def matmul(a, b):
     """a @ b with ``np.matmul``'s rules (1-D, 2-D, batched with broadcasting)."""
     return MatMul.apply(*_pair(a, b))
+
+
+def linear(x, W, b=None):
+    """x W^T + b for a weight W of shape (out, in), as PyTorch's ``F.linear``."""
+    x = as_tensor(x)
+    W = as_tensor(W, like=x)
+    if b is None:
+        return Linear.apply(x, W)
+    return Linear.apply(x, W, as_tensor(b, like=x))
 
 
 def neg(x):
