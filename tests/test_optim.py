@@ -1,0 +1,231 @@
+"""optim: update rules equal PyTorch's over 10 steps; bookkeeping; gradient clipping."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph import nn, optim
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+SHAPES = [(3, 4), (4,)]
+
+
+def start_values():
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=shape) for shape in SHAPES]
+
+
+def gradient(theta, step):
+    """A gradient that depends on where the parameter is and changes from step to step."""
+    return np.sin(3 * theta) + 0.1 * (step + 1) * np.cos(theta)
+
+
+def run_ours(make_optimizer, steps=10):
+    params = [nn.Parameter(v.copy()) for v in start_values()]
+    optimizer = make_optimizer(params)
+    for step in range(steps):
+        optimizer.zero_grad()
+        for p in params:
+            p.grad = gradient(p.data, step)
+        optimizer.step()
+    return [p.data for p in params]
+
+
+def run_torch(make_optimizer, steps=10):
+    torch = pytest.importorskip("torch")
+    params = [torch.tensor(v.copy(), requires_grad=True) for v in start_values()]
+    optimizer = make_optimizer(params)
+    for step in range(steps):
+        optimizer.zero_grad()
+        for p in params:
+            p.grad = torch.tensor(gradient(p.detach().numpy(), step))
+        optimizer.step()
+    return [p.detach().numpy() for p in params]
+
+
+CASES = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum": ("SGD", dict(lr=0.1, momentum=0.9)),
+    "sgd_dampening_weight_decay": ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.3,
+                                               weight_decay=0.01)),
+    "sgd_nesterov": ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    "adam": ("Adam", dict()),
+    "adam_tuned": ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    "adagrad": ("Adagrad", dict()),
+    "adagrad_tuned": ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05,
+                                      initial_accumulator_value=0.1, eps=1e-8)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_rule_equals_torch_over_10_steps(case):
+    torch = pytest.importorskip("torch")
+    name, kwargs = CASES[case]
+    ours = run_ours(lambda ps: getattr(optim, name)(ps, **kwargs))
+    theirs = run_torch(lambda ps: getattr(torch.optim, name)(ps, **kwargs))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_moves_the_parameters(case):
+    name, kwargs = CASES[case]
+    for before, after in zip(start_values(), run_ours(
+            lambda ps: getattr(optim, name)(ps, **kwargs), steps=1)):
+        assert not np.allclose(before, after)
+
+
+def test_plain_sgd_step_is_theta_minus_lr_times_grad():
+    p = nn.Parameter([1.0, 2.0])
+    p.grad = np.array([0.5, -1.0])
+    optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [0.95, 2.1])
+
+
+def test_step_skips_parameters_without_grad():
+    used, unused = nn.Parameter([1.0]), nn.Parameter([2.0])
+    optimizer = optim.Adam([used, unused], lr=0.1)
+    used.grad = np.array([1.0])
+    optimizer.step()
+    assert unused.data[0] == 2.0 and used.data[0] != 1.0
+    assert optimizer.state[id(unused)] == {}
+
+
+def test_step_writes_through_the_data_setter_keeping_the_object():
+    p = nn.Parameter([1.0])
+    version = p._version
+    optimizer = optim.SGD([p], lr=0.1)
+    p.grad = np.array([1.0])
+    optimizer.step()
+    assert optimizer.params[0] is p and p._version == version + 1
+
+
+def test_step_keeps_float32_parameters_float32():
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    p.grad = np.ones(3, dtype=np.float32)
+    optim.Adam([p]).step()
+    assert p.dtype == np.float32
+
+
+def test_zero_grad_sets_grads_to_none():
+    p = nn.Parameter([1.0])
+    p.grad = np.array([1.0])
+    optim.SGD([p], lr=0.1).zero_grad()
+    assert p.grad is None
+
+
+def test_optimizer_accepts_a_parameter_generator_and_keeps_it():
+    model = nn.Linear(2, 2)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    assert len(optimizer.params) == 2
+
+
+def test_empty_parameter_list_is_refused():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([])
+
+
+def test_non_leaf_tensors_are_refused_with_their_op():
+    p = nn.Parameter([1.0])
+    with pytest.raises(ValueError, match="leaf tensors.*'mul'"):
+        optim.SGD([p * 2], lr=0.1)
+
+
+def test_negative_learning_rate_is_refused():
+    with pytest.raises(ValueError, match="lr must not be negative"):
+        optim.SGD([nn.Parameter([1.0])], lr=-1)
+
+
+def test_nesterov_without_momentum_is_refused():
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([nn.Parameter([1.0])], lr=0.1, nesterov=True)
+
+
+def test_adam_refuses_betas_outside_0_1():
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([nn.Parameter([1.0])], betas=(0.9, 1.0))
+
+
+# ---- clipping -----------------------------------------------------------------------------
+def params_with_grads(scale):
+    rng = np.random.default_rng(1)
+    params = [nn.Parameter(np.zeros(shape)) for shape in SHAPES]
+    for p in params:
+        p.grad = scale * rng.normal(size=p.shape)
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf])
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_grad_norm_equals_torch(norm_type, scale):
+    torch = pytest.importorskip("torch")
+    ours = params_with_grads(scale)
+    theirs = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=True) for p in ours]
+    for p, t in zip(ours, theirs):
+        t.grad = torch.tensor(p.grad)
+    total = optim.clip_grad_norm_(ours, max_norm=1.0, norm_type=norm_type)
+    total_torch = torch.nn.utils.clip_grad_norm_(theirs, max_norm=1.0, norm_type=norm_type)
+    np.testing.assert_allclose(total, total_torch.item(), **TOL)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), **TOL)
+
+
+def test_clip_grad_norm_returns_the_norm_before_clipping_and_keeps_direction():
+    params = params_with_grads(10.0)
+    before = np.concatenate([p.grad.ravel() for p in params])
+    total = optim.clip_grad_norm_(params, max_norm=2.0)
+    after = np.concatenate([p.grad.ravel() for p in params])
+    np.testing.assert_allclose(total, np.linalg.norm(before), rtol=1e-14)
+    np.testing.assert_allclose(np.linalg.norm(after), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(after / np.linalg.norm(after), before / total, rtol=1e-12)
+
+
+def test_clip_grad_norm_leaves_small_gradients_alone():
+    params = params_with_grads(0.01)
+    before = [p.grad.copy() for p in params]
+    optim.clip_grad_norm_(params, max_norm=1.0)
+    for p, grad in zip(params, before):
+        np.testing.assert_array_equal(p.grad, grad)
+
+
+def test_clip_grad_norm_works_on_a_generator():
+    model = nn.Linear(3, 3)
+    for p in model.parameters():
+        p.grad = np.full(p.shape, 10.0)
+    optim.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    total = np.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
+def test_clip_grad_norm_skips_parameters_without_grad():
+    used, unused = nn.Parameter([0.0]), nn.Parameter([0.0])
+    used.grad = np.array([3.0])
+    assert optim.clip_grad_norm_([used, unused], max_norm=1.0) == 3.0
+    assert unused.grad is None
+
+
+def test_clip_grad_value_equals_torch():
+    torch = pytest.importorskip("torch")
+    ours = params_with_grads(3.0)
+    theirs = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=True) for p in ours]
+    for p, t in zip(ours, theirs):
+        t.grad = torch.tensor(p.grad)
+    optim.clip_grad_value_(ours, 0.5)
+    torch.nn.utils.clip_grad_value_(theirs, 0.5)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_array_equal(p.grad, t.grad.numpy())
+    assert max(np.abs(p.grad).max() for p in ours) == 0.5
+
+
+def test_a_training_step_lowers_the_loss():
+    tg.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = np.random.default_rng(0).normal(size=(20, 3)), np.ones((20, 1))
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(2):
+        optimizer.zero_grad()
+        loss = tg.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[1] < losses[0]
