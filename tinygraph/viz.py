@@ -147,7 +147,8 @@ def is_parameter(leaf):
 
 
 def kind_of(vertex, roots):
-    """'output', 'op', 'parameter' or 'input' (any other leaf): the key into STYLES."""
+    """'output' (a vertex in the set ``roots``), 'op', 'parameter' or 'input' (any
+    other leaf): the key into STYLES."""
     if vertex in roots:
         return "output"
     if isinstance(vertex, Op):
@@ -201,14 +202,13 @@ def small(markup, color=None):
 
 
 def describe(vertex):
-    """Title and shape markup for a vertex: ``(title, detail)``, both escaped HTML."""
+    """``(title, shape)`` markup for a vertex, escaped: the title is the tensor's name
+    (``name = op`` for an op's output), else the op, else an unnamed constant's value."""
     tensor = tensor_of(vertex)
     name = None if tensor is None else tensor.name
     if isinstance(vertex, Op):
-        title = escape(vertex.name) if name is None else (
-            f"<B>{escape(name)}</B> = {escape(vertex.name)}")
-        if name is None:
-            title = f"<B>{title}</B>"
+        title = (f"<B>{escape(vertex.name)}</B>" if name is None
+                 else f"<B>{escape(name)}</B> = {escape(vertex.name)}")
     elif name is not None:
         title = f"<B>{escape(name)}</B>"
     elif tensor.size == 1 and not tensor.requires_grad:
@@ -216,12 +216,15 @@ def describe(vertex):
     else:
         title = "<B>(unnamed)</B>"
     if tensor is None:
-        detail = "shape unknown (output tensor released)"
-    else:
-        detail = str(tensor.shape)
-        if tensor.dtype != np.float64:
-            detail += f" {tensor.dtype}"
-    return title, escape(detail)
+        return title, escape("shape ? (output tensor released)")
+    dtype = "" if tensor.dtype == np.float64 else f" {tensor.dtype}"
+    return title, escape(f"{tensor.shape}{dtype}")
+
+
+def is_differentiable(vertex):
+    """Whether a gradient can reach the vertex: every op node, and leaves that require
+    grad. Other leaves (inputs, constants) never get one and show no grad row."""
+    return isinstance(vertex, Op) or vertex.requires_grad
 
 
 class LogScale:
@@ -271,13 +274,51 @@ def grad_norm(vertex):
 
 
 def grad_row(vertex, norm, scale):
-    """The label row showing a gradient norm on its colour, or that there is none."""
+    """The label row showing a vertex's gradient ``norm`` on its ``scale`` colour, or,
+    for None, that no gradient was computed (never zeros): a ``(markup, fill)`` pair."""
     if norm is not None:
         text = escape(f"‖grad‖ = {norm:.3e}")
         return f'<FONT COLOR="{scale.font_color(norm)}">{text}</FONT>', scale.color(norm)
     hint = "" if not isinstance(vertex, Op) else "<BR/>" + small(
         escape("call retain_grad() to keep it"), "#666666")
-    return f'<I>{escape(NOT_COMPUTED)}</I>{hint}', None
+    return f"<I>{escape(NOT_COMPUTED)}</I>{hint}", None
+
+
+def vertex_label(vertex, kind, uses=1, scale=None, norm=None, view="forward", step=None):
+    """The HTML-like label ``to_dot`` gives a vertex (a table, for ``shape="plain"``).
+
+    kind: a key of STYLES (``kind_of``). uses: out-edges, shown as "used ×k" when k > 1.
+    scale, norm: a LogScale and the vertex's ``grad_norm`` (None: not computed) to
+        annotate the label with; no grad row when ``scale`` is None.
+    view, step: in the "backward" view, the position backward visits the vertex at
+        (``backward_steps``), or None when backward never reaches it.
+    """
+    style = STYLES[kind]
+    title, shape = describe(vertex)
+    if view == "backward" and step is not None:
+        title = f"{step}. {title}"
+    rows = [(title, style["fill"])]
+    if not isinstance(vertex, Op):
+        role = kind if kind != "input" or vertex.name is not None else "constant"
+        rows.append((small(role), None))
+    rows.append((small(shape), None))
+    if uses > 1:
+        rows.append((small(f"used ×{uses}"), None))
+    if view == "backward" and step is None:
+        rows.append((small(escape("not visited by backward"), "#666666"), None))
+    missing = False
+    if scale is not None and is_differentiable(vertex):
+        rows.append(grad_row(vertex, norm, scale))
+        missing = norm is None
+    return table_label(rows, style["border"], 2 if kind == "output" else 1, dashed=missing)
+
+
+def edge_attributes(norm, scale):
+    """Edge colour and width from the gradient norm of the tensor the edge carries
+    (None: not computed, or no ``scale``: default style)."""
+    if norm is None or scale is None:
+        return {}
+    return {"color": scale.edge_color(norm), "penwidth": f"{scale.penwidth(norm):.2f}"}
 
 
 # ---- the figure -------------------------------------------------------------------------
@@ -290,53 +331,40 @@ def to_dot(*roots, grads=False, view="forward", rankdir="TB", graph_name="tinygr
         gradient edges pointing from consumers back to inputs, and each node numbered
         in the order backward from the first root visits it, then from the next root).
     rankdir: Graphviz layout direction, "TB" (top to bottom) or "LR".
+
+    Node ids are ``n0, n1, ...`` in ``walk`` order; clusters are ``cluster_1, ...``
+    in order of first appearance.
     """
     if not roots:
         raise ValueError("to_dot() needs at least one tensor to draw")
     if view not in ("forward", "backward"):
         raise ValueError(f"view must be 'forward' or 'backward', not {view!r}")
-    root_vertices = {vertex_of(root): None for root in roots}
+    root_vertices = {vertex_of(root) for root in roots}
     order, uses = walk(roots)
     ids = {vertex: f"n{i}" for i, vertex in enumerate(order)}
-    norms = {vertex: grad_norm(vertex) for vertex in order} if grads else {}
-    scale = LogScale(norms.values())
+    norms = {v: grad_norm(v) for v in order if is_differentiable(v)} if grads else {}
+    scale = LogScale(norms.values()) if grads else None
     steps = backward_steps(roots) if view == "backward" else {}
 
     dot = graphviz.Digraph(graph_name)
     dot.attr(rankdir=rankdir)
     dot.attr("node", shape="plain", fontname="Helvetica", fontsize="11")
-    dot.attr("edge", arrowsize="0.7", color=BACKWARD_EDGE_COLOR if steps else
-             FORWARD_EDGE_COLOR, **({"dir": "back"} if steps else {}))
+    if view == "backward":
+        dot.attr("edge", arrowsize="0.7", color=BACKWARD_EDGE_COLOR, dir="back")
+    else:
+        dot.attr("edge", arrowsize="0.7", color=FORWARD_EDGE_COLOR)
 
     scope = scopes(order)
     clusters = _clusters(dot, scope.values())
     for vertex in order:
-        kind = kind_of(vertex, root_vertices)
-        style = STYLES[kind]
-        title, detail = describe(vertex)
-        if steps:
-            step = steps.get(vertex)
-            title = (f"{step}. " if step else "") + title
-        rows = [(title, style["fill"]), (small(detail), None)]
-        if not isinstance(vertex, Op):
-            role = kind if kind != "input" or vertex.name is not None else "constant"
-            rows.insert(1, (small(role), None))
-        if uses[vertex] > 1:
-            rows.append((small(f"used ×{uses[vertex]}"), None))
-        if steps and vertex not in steps:
-            rows.append((small(escape("not visited by backward"), "#666666"), None))
-        not_differentiable = not isinstance(vertex, Op) and not vertex.requires_grad
-        if grads and not not_differentiable:
-            rows.append(grad_row(vertex, norms[vertex], scale))
-        label = table_label(rows, style["border"], 2 if kind == "output" else 1,
-                            dashed=grads and norms[vertex] is None and not not_differentiable)
+        label = vertex_label(vertex, kind_of(vertex, root_vertices), uses[vertex], scale,
+                             norms.get(vertex), view, steps.get(vertex))
         clusters[scope[vertex]].node(ids[vertex], label=label)
     _attach_clusters(dot, clusters)
-
     for vertex in order:
         if isinstance(vertex, Op):
             for parent in vertex.parents:
-                dot.edge(ids[parent], ids[vertex], **_edge_style(norms.get(parent), scale))
+                dot.edge(ids[parent], ids[vertex], **edge_attributes(norms.get(parent), scale))
     return dot
 
 
@@ -355,12 +383,6 @@ def backward_steps(roots):
             for vertex in toposort(vertex_of(root)):
                 steps.setdefault(vertex, len(steps) + 1)
     return steps
-
-
-def _edge_style(norm, scale):
-    if norm is None:
-        return {}
-    return {"color": scale.edge_color(norm), "penwidth": f"{scale.penwidth(norm):.2f}"}
 
 
 def scopes(order):
