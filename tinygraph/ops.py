@@ -236,19 +236,19 @@ class Tanh(Op):
 
 class Sigmoid(Op):
     """out = 1 / (1 + e^-x), computed without overflow for large |x|;
-    dL/dx = g out (1 - out)."""
+    dL/dx = g out (1 - out) = g e / (1 + e)^2 with e = e^-|x|.
 
-    saves_output = True
+    The second form is the same for x and -x and keeps full precision where out
+    is close to 1 (1 - out would cancel), so backward saves e, not out."""
 
     def forward(self, x):
         e = np.exp(-np.abs(x))  # never overflows
-        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-        self.saved = out
-        return out
+        self.saved = e
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
     def backward(self, g):
-        out = self.saved
-        return (g * out * (1 - out),)
+        e = self.saved
+        return (g * e / ((1 + e) * (1 + e)),)
 
 
 class ReLU(Op):
@@ -321,7 +321,7 @@ class Max(Op):
 
     def backward(self, g):
         is_max = self.saved
-        count = is_max.sum(axis=self.axes, keepdims=True)
+        count = is_max.sum(axis=self.axes, keepdims=True, dtype=g.dtype)  # float32 stays
         return (is_max * (_expand_reduced(g, self.axes, self.keepdims) / count),)
 
 
@@ -383,7 +383,8 @@ class Concat(Op):
         return np.concatenate(arrays, axis=axis)
 
     def backward(self, g):
-        return tuple(np.split(g, np.cumsum(self.sizes)[:-1], axis=self.axis))
+        parts = np.split(g, np.cumsum(self.sizes)[:-1], axis=self.axis)
+        return tuple(p if needed else None for p, needed in zip(parts, self.needs_grad))
 
 
 class Stack(Op):
@@ -395,7 +396,8 @@ class Stack(Op):
         return out
 
     def backward(self, g):
-        return tuple(np.moveaxis(g, self.axis, 0))
+        parts = np.moveaxis(g, self.axis, 0)
+        return tuple(p if needed else None for p, needed in zip(parts, self.needs_grad))
 
 
 class Where(Op):
@@ -444,9 +446,10 @@ def as_tensor(x, like=None):
 
 
 def _pair(a, b):
+    """Both operands as tensors; a Python number takes the other one's float precision."""
     if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    elif not isinstance(b, Tensor):
+        a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    if not isinstance(b, Tensor):
         b = as_tensor(b, like=a)
     return a, b
 
