@@ -122,8 +122,9 @@ class Op:
     write into a saved intermediate fails at once.
     """
 
-    __slots__ = ("parents", "needs_grad", "saved", "out", "scope", "hooks",
-                 "retains_grad", "freed", "versions", "site", "__dict__")
+    __slots__ = ("parents", "needs_grad", "saved", "out", "out_shape", "out_dtype",
+                 "out_name", "scope", "hooks", "retains_grad", "freed", "versions", "site",
+                 "__dict__")
     saves_inputs = False
     saves_output = False
 
@@ -169,6 +170,7 @@ class Op:
         op.parents = tuple([t._node or t for t in inputs])
         op.needs_grad = needs_grad
         op.out = weakref.ref(out)
+        op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         op.scope = _scope
         op.hooks = None
         op.retains_grad = False

@@ -17,7 +17,7 @@ class Tensor:
     tensors serve as indices and class targets.
     """
 
-    __slots__ = ("_data", "grad", "_requires_grad", "name", "_node", "_hooks",
+    __slots__ = ("_data", "grad", "_requires_grad", "_name", "_node", "_hooks",
                  "_version", "__weakref__")
     # Makes NumPy defer to our reflected operators: ndarray + Tensor -> Tensor.
     __array_ufunc__ = None
@@ -31,7 +31,7 @@ class Tensor:
         self._data = array
         self.grad = None
         self._requires_grad = False
-        self.name = name
+        self._name = name
         self._node = None
         self._hooks = None
         self._version = 0
@@ -44,7 +44,7 @@ class Tensor:
         t._data = array
         t.grad = None
         t._requires_grad = False
-        t.name = None
+        t._name = None
         t._node = None
         t._hooks = None
         t._version = 0
@@ -64,6 +64,17 @@ class Tensor:
                 f"cannot assign {array.dtype} data to a tensor that requires grad")
         self._data = array
         self._version += 1
+
+    @property
+    def name(self):
+        """A label for drawings and error messages (e.g. "W_aa", "a<3>"), or None."""
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+        if self._node is not None:
+            self._node.out_name = value  # so a drawing can name it after it is released
 
     @property
     def shape(self):
@@ -143,7 +154,7 @@ class Tensor:
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
         out = Tensor._wrap(self._data)
-        out.name = self.name
+        out._name = self._name
         return out
 
     def retain_grad(self):

@@ -205,7 +205,7 @@ def describe(vertex):
     """``(title, shape)`` markup for a vertex, escaped: the title is the tensor's name
     (``name = op`` for an op's output), else the op, else an unnamed constant's value."""
     tensor = tensor_of(vertex)
-    name = None if tensor is None else tensor.name
+    name = vertex.out_name if tensor is None else tensor.name
     if isinstance(vertex, Op):
         title = (f"<B>{escape(vertex.name)}</B>" if name is None
                  else f"<B>{escape(name)}</B> = {escape(vertex.name)}")
@@ -215,10 +215,10 @@ def describe(vertex):
         title = f"<B>{escape(format(tensor.item(), '.4g'))}</B>"
     else:
         title = "<B>(unnamed)</B>"
-    if tensor is None:
-        return title, escape("shape ? (output tensor released)")
-    dtype = "" if tensor.dtype == np.float64 else f" {tensor.dtype}"
-    return title, escape(f"{tensor.shape}{dtype}")
+    shape, dtype = ((vertex.out_shape, vertex.out_dtype) if tensor is None
+                    else (tensor.shape, tensor.dtype))
+    dtype = "" if dtype == np.float64 else f" {dtype}"
+    return title, escape(f"{shape}{dtype}")
 
 
 def is_differentiable(vertex):
