@@ -136,6 +136,7 @@ class _RecurrentLayer(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.directions = ("", "_reverse") if bidirectional else ("",)
+        self.last_states = None
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else len(self.directions) * hidden_size
             for suffix in self.directions:
@@ -167,7 +168,9 @@ class _RecurrentLayer(nn.Module):
 
         Returns (output, h_n): output (T, B, D*n) in x's layout, [fwd_t ; bwd_t] when
         bidirectional; h_n (D*num_layers, B, n), the last state of every layer and
-        direction (the reverse direction's is its state at t = 1).
+        direction (the reverse direction's is its state at t = 1). The per-step states
+        stay in ``layer.last_states``: {"l0": [a<1>, ..., a<T>], "l0_reverse": [...]},
+        in time order, each (B, n) (pairs (a<t>, c<t>) for the LSTM).
         """
         if not isinstance(x, tg.Tensor):
             x = tg.tensor(x)
@@ -186,7 +189,7 @@ class _RecurrentLayer(nn.Module):
         keep = self._keep_mask(lengths, mask, steps, batch, unbatched)
         initial = self._initial_states(hx, batch, x.dtype, unbatched)
 
-        layer_input, finals = x, []
+        layer_input, finals, self.last_states = x, [], {}
         for (layer, suffix, cell), state in zip(self.cells(), initial):
             if suffix == "":
                 outputs = []
@@ -197,6 +200,7 @@ class _RecurrentLayer(nn.Module):
                                self._state_formats(layer, suffix), keep)
                 outputs.append(tg.stack([_parts(s)[0] for s in states]))
             finals.append(states[0] if suffix else states[-1])
+            self.last_states[f"l{layer}{suffix}"] = states
             if suffix == self.directions[-1]:
                 layer_input = outputs[0] if len(outputs) == 1 else tg.concat(outputs, axis=2)
 

@@ -38,7 +38,8 @@ class ElmanRNN(RNNCell):
     ``model(xs, a0=None)`` returns ``(logits, states)``: logits o<t> stacked as
     (T, B, p) and states a<t> as (T, B, n). The list [a<1>, ..., a<T>] of the last
     call is kept in ``model.last_states`` (graph nodes: ``retain_grad()`` on them
-    shows dL/da<t> after backward).
+    shows dL/da<t> after backward), and [o<1>, ..., o<T>] in ``model.last_logits``;
+    holding them also keeps their names for graph drawings.
     """
 
     def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh",
@@ -51,7 +52,7 @@ class ElmanRNN(RNNCell):
         bound = 1 / math.sqrt(hidden_size)
         self.W_ya = _uniform_parameter((output_size, hidden_size), bound, dtype)
         self.b_y = _uniform_parameter((output_size,), bound, dtype) if bias else None
-        self.last_states = None
+        self.last_states = self.last_logits = None
 
     def forward(self, xs, a0=None):
         """xs (T, B, m) (or a list of T tensors (B, m)), a0 (B, n) or None for zeros.
@@ -63,7 +64,7 @@ class ElmanRNN(RNNCell):
                 o_t = self.output_layer(a_t)
             o_t.name = f"o<{t}>"
             logits.append(o_t)
-        self.last_states = states
+        self.last_states, self.last_logits = states, logits
         return tg.stack(logits), tg.stack(states)
 
     def output_layer(self, a_t):
