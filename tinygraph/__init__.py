@@ -5,14 +5,15 @@
     loss = (x @ x.T).tanh().sum()
     loss.backward()          # x.grad is an ndarray of shape (3, 4)
 """
-from .engine import (GraphFreedError, ShapeError, enable_grad, is_grad_enabled, no_grad,
-                     record_contributions, scope, set_grad_enabled)
+from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad,
+                     is_grad_enabled, no_grad, record_contributions, scope, set_grad_enabled)
+from .anomaly import AnomalyError, detect_anomaly
 from .tensor import Tensor, tensor
-from .ops import (add, concat, div, exp, getitem, log, log_softmax, matmul, max, mean, mul,
-                  neg, permute, pow, relu, reshape, sigmoid, stack, sub, sum, tanh, transpose,
-                  where)
+from .ops import (add, concat, div, exp, getitem, linear, log, log_softmax, matmul, max, mean,
+                  mul, neg, permute, pow, relu, reshape, sigmoid, softplus, stack, sub, sum,
+                  tanh, transpose, where)
 from .gradcheck import GradcheckError, gradcheck
-from .ops import softplus
+from .stats import GraphStats, graph_stats
 from .random import manual_seed
 from . import functional, init, nn, optim
 from .serialization import load, save
