@@ -146,6 +146,16 @@ def test_cross_entropy_gradients_pass_gradcheck():
     tg.gradcheck(lambda x: F.cross_entropy(x, targets), [logits])
 
 
+@given(st.lists(st.integers(1, 3), min_size=0, max_size=2), st.integers(2, 4),
+       st.integers(0, 2**16))
+def test_cross_entropy_with_ignored_entries_passes_gradcheck(batch_shape, n_classes, seed):
+    generator = rng(seed)
+    logits = tg.tensor(generator.normal(size=(*batch_shape, n_classes)), requires_grad=True)
+    targets = generator.integers(-1, n_classes, size=batch_shape)
+    targets.flat[0] = 0  # at least one entry counts, so the mean is defined
+    tg.gradcheck(lambda x: F.cross_entropy(x, targets, ignore_index=-1), [logits])
+
+
 def test_cross_entropy_is_finite_for_huge_logits():
     loss, grad = value_and_grad(F.cross_entropy, np.array([[1000.0, -1000.0]]), np.array([1]))
     np.testing.assert_allclose(loss, 2000.0)

@@ -299,6 +299,12 @@ def test_linear_gradients_pass_gradcheck():
     np.testing.assert_array_equal(layer.weight.grad, expected)
 
 
+def test_linear_accepts_nested_lists():
+    layer = nn.Linear(2, 1)
+    np.testing.assert_allclose(layer([[1.0, 2.0]]).data,
+                               layer(np.array([[1.0, 2.0]])).data)
+
+
 def test_linear_accepts_batched_time_major_input():
     assert nn.Linear(3, 5)(np.zeros((7, 2, 3))).shape == (7, 2, 5)
 

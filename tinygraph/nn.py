@@ -279,6 +279,7 @@ class Linear(Module):
         self.bias = _uniform_parameter((out_features,), bound, dtype) if bias else None
 
     def forward(self, x):
+        x = ops.as_tensor(x)
         if x.shape[-1:] != (self.in_features,):
             raise ShapeError(f"{self!r}: input of shape {x.shape} must end in "
                              f"in_features = {self.in_features}")
