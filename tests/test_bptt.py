@@ -4,8 +4,10 @@ time step's contribution, to 1e-10 in float64."""
 import numpy as np
 import pytest
 
+import rnn
 import tinygraph as tg
 from rnn import bptt
+from tinygraph import functional as F
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -156,3 +158,110 @@ def test_compare_rejects_per_step_arrays_of_another_length():
     reference = reference_result()
     with pytest.raises(ValueError, match="per-step W_ax has shape"):
         bptt.compare(reference_result(T=5), reference)
+
+
+# ---- autodiff on the unrolled ElmanRNN against the hand derivation ----------------------
+def elman_and_batch(nonlinearity, T, B, seed=0):
+    """An ElmanRNN (m=3, n=4, p=5) with random weights, and a batch of inputs and targets."""
+    tg.manual_seed(seed)
+    model = rnn.ElmanRNN(input_size=3, hidden_size=4, output_size=5, nonlinearity=nonlinearity)
+    rng = np.random.default_rng(seed)
+    return model, rng.normal(size=(T, B, 3)), rng.integers(0, 5, size=(T, B))
+
+
+def summed_cross_entropy(logits, targets):
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+SIZES = [(T, B) for T in (1, 3, 7) for B in (1, 4)]
+
+
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+@pytest.mark.parametrize("T, B", SIZES)
+def test_autodiff_gradients_equal_hand_derived_bptt(nonlinearity, T, B):
+    model, xs, targets = elman_and_batch(nonlinearity, T, B)
+    logits, _ = model(tg.tensor(xs))
+    summed_cross_entropy(logits, targets).backward()
+    reference = bptt.bptt(model, xs, targets)
+    for name in bptt.PARAM_NAMES:
+        np.testing.assert_allclose(getattr(model, name).grad, reference.grads[name],
+                                   rtol=0, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+@pytest.mark.parametrize("T, B", SIZES)
+def test_autodiff_dL_da_equals_hand_derived_bptt(nonlinearity, T, B):
+    model, xs, targets = elman_and_batch(nonlinearity, T, B)
+    logits, _ = model(tg.tensor(xs))
+    for a_t in model.last_states:
+        a_t.retain_grad()
+    summed_cross_entropy(logits, targets).backward()
+    dL_da = np.stack([a_t.grad for a_t in model.last_states])
+    np.testing.assert_allclose(dL_da, bptt.bptt(model, xs, targets).dL_da, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+def test_autodiff_forward_and_loss_equal_hand_derived(nonlinearity):
+    model, xs, targets = elman_and_batch(nonlinearity, T=5, B=3)
+    logits, states = model(tg.tensor(xs))
+    reference = bptt.bptt(model, xs, targets)
+    np.testing.assert_allclose(states.data, reference.states, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(logits.data, reference.logits, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(summed_cross_entropy(logits, targets).item(), reference.loss,
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+def test_autodiff_per_step_contributions_equal_hand_derived(nonlinearity):
+    model, xs, targets = elman_and_batch(nonlinearity, T=6, B=4)
+    logits, _ = model(tg.tensor(xs))
+    with tg.record_contributions() as recorded:
+        summed_cross_entropy(logits, targets).backward()
+    reference = bptt.bptt(model, xs, targets)
+    per_step = bptt.contributions_per_step(recorded, model, T=6)
+    for name in bptt.PARAM_NAMES:
+        np.testing.assert_allclose(per_step[name], reference.per_step[name], rtol=0,
+                                   atol=1e-10, err_msg=name)
+    assert bptt.compare(recorded, reference, params=model, atol=1e-10, rtol=0) is None
+
+
+def test_recorded_contributions_sum_to_the_weight_gradient():
+    model, xs, targets = elman_and_batch("tanh", T=7, B=4)
+    logits, _ = model(tg.tensor(xs))
+    with tg.record_contributions() as recorded:
+        summed_cross_entropy(logits, targets).backward()
+    per_step = bptt.contributions_per_step(recorded, model, T=7)
+    for name in bptt.PARAM_NAMES:
+        np.testing.assert_allclose(per_step[name].sum(axis=0), getattr(model, name).grad,
+                                   rtol=0, atol=1e-12, err_msg=name)
+
+
+def logits_detaching_at(model, xs, k):
+    """A learner's unroll with one bug: at step k the previous state is detached, so
+    a<k-1> never hears from the future, and dL/da<k-1> lacks W_aa^T dz<k>."""
+    a_t = model.initial_state(xs.shape[1])
+    logits = []
+    for t in range(1, len(xs) + 1):
+        with tg.scope(f"t={t}"):
+            a_t = model.step(tg.tensor(xs[t - 1]), a_t.detach() if t == k else a_t)
+            logits.append(model.output_layer(a_t))
+    return tg.stack(logits)
+
+
+def test_compare_names_the_step_whose_recurrent_term_a_broken_model_drops():
+    model, xs, targets = elman_and_batch("tanh", T=6, B=4)
+    with tg.record_contributions() as recorded:
+        summed_cross_entropy(logits_detaching_at(model, xs, k=4), targets).backward()
+    mismatch = bptt.compare(recorded, bptt.bptt(model, xs, targets), params=model,
+                            atol=1e-10, rtol=0)
+    assert mismatch is not None and mismatch.t == 3
+    assert mismatch.name in ("W_ax", "W_aa", "b_a")
+
+
+def test_compare_needs_params_to_read_recorded_contributions():
+    model, xs, targets = elman_and_batch("tanh", T=2, B=1)
+    logits, _ = model(tg.tensor(xs))
+    with tg.record_contributions() as recorded:
+        summed_cross_entropy(logits, targets).backward()
+    with pytest.raises(ValueError, match="params="):
+        bptt.compare(recorded, bptt.bptt(model, xs, targets))
