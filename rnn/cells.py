@@ -22,6 +22,11 @@ Every cell is split in two halves so that layers can run fast:
 of the notes, with W_ax used at every step. ``cell(x_t, state=None)`` is the same with
 a zero state by default.
 
+Each affine piece x W^T + b is drawn as the ops the notes write (transpose, matmul,
+add), unless the cell is ``fused``: then it is the engine's single ``tg.linear`` node,
+whose weight gradient the engine sums over all time steps in one matrix product. The
+layers use fused cells; the notes' cells and ElmanRNN keep the literal ops.
+
 Initial values are PyTorch's: every weight and bias from U(-1/sqrt(n), 1/sqrt(n)),
 drawn from tinygraph's generator (seed it with ``tg.manual_seed``).
 """
@@ -51,10 +56,10 @@ class Cell(nn.Module):
 
     gates = 1
 
-    def __init__(self, input_size, hidden_size, bias=True, split_bias=True,
+    def __init__(self, input_size, hidden_size, bias=True, split_bias=True, fused=False,
                  dtype=np.float64):
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size, self.fused = input_size, hidden_size, fused
         rows = self.gates * hidden_size
         bound = 1 / math.sqrt(hidden_size)
         self.W_ax = _uniform_parameter((rows, input_size), bound, dtype)
@@ -67,28 +72,24 @@ class Cell(nn.Module):
             self.b_a = _uniform_parameter((rows,), bound, dtype)
 
     # ---- the two halves ------------------------------------------------------------
+    def _affine(self, x, W, b):
+        """x W^T + b (b may be None): one ``linear`` node when fused, else the notes' ops."""
+        if self.fused:
+            return tg.linear(x, W, b)
+        z = x @ W.T
+        return z if b is None else z + b
+
     def project(self, x):
-        """The input's share x W_ax^T (+ b_ax): x is (B, m) or (T, B, m); one matmul
-        either way (a sequence is flattened to (T*B, m) first)."""
+        """The input's share x W_ax^T (+ b_ax), for x (B, m) or a whole sequence (T, B, m)."""
         if x.shape[-1:] != (self.input_size,):
             raise tg.ShapeError(
                 f"{type(self).__name__}: input of shape {x.shape} must end in "
                 f"input_size = {self.input_size}")
-        if x.ndim > 2:
-            leading = x.shape[:-1]
-            flat = x.reshape(-1, self.input_size) @ self.W_ax.T
-            x_proj = flat.reshape(*leading, flat.shape[-1])
-        else:
-            x_proj = x @ self.W_ax.T
-        return x_proj if self.b_ax is None else x_proj + self.b_ax
+        return self._affine(x, self.W_ax, self.b_ax)
 
     def _state_share(self, a_prev):
-        """a_prev W_aa^T plus the state-side bias (b_aa, or the single b_a)."""
-        z = a_prev @ self.W_aa.T
-        for b in (self.b_aa, self.b_a):
-            if b is not None:
-                z = z + b
-        return z
+        """a_prev W_aa^T (+ b_aa)."""
+        return self._affine(a_prev, self.W_aa, self.b_aa)
 
     def recur(self, x_proj, state):
         raise NotImplementedError
@@ -148,11 +149,11 @@ class RNNCell(Cell):
     """
 
     def __init__(self, input_size, hidden_size, nonlinearity="tanh", bias=True,
-                 stacked=False, split_bias=False, dtype=np.float64):
+                 stacked=False, split_bias=False, fused=False, dtype=np.float64):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', "
                              f"not {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias, split_bias, dtype)
+        super().__init__(input_size, hidden_size, bias, split_bias, fused, dtype)
         self.nonlinearity, self.stacked = nonlinearity, stacked
 
     @property
@@ -161,8 +162,12 @@ class RNNCell(Cell):
         return tg.concat([self.W_aa, self.W_ax], axis=1)
 
     def recur(self, x_proj, a_prev):
-        """a_t = g1(x_proj + a_prev @ W_aa.T + b_a), where x_proj = x_t @ W_ax.T."""
-        return NONLINEARITIES[self.nonlinearity](x_proj + self._state_share(a_prev))
+        """a_t = g1(x_proj + a_prev @ W_aa.T + b_a), where x_proj = x_t @ W_ax.T
+        (with split biases: x_proj holds b_ax and b_aa joins a_prev @ W_aa.T)."""
+        z = x_proj + self._state_share(a_prev)
+        if self.b_a is not None:
+            z = z + self.b_a
+        return NONLINEARITIES[self.nonlinearity](z)
 
     def step(self, x_t, a_prev):
         if not self.stacked:
@@ -198,8 +203,9 @@ class LSTMCell(Cell):
 
     gates = 4
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
-        super().__init__(input_size, hidden_size, bias, split_bias=True, dtype=dtype)
+    def __init__(self, input_size, hidden_size, bias=True, fused=False, dtype=np.float64):
+        super().__init__(input_size, hidden_size, bias, split_bias=True, fused=fused,
+                         dtype=dtype)
 
     def initial_state(self, batch_size, dtype=np.float64):
         """(a<0>, c<0>) = (0, 0), each (batch_size, n)."""
@@ -232,8 +238,9 @@ class GRUCell(Cell):
 
     gates = 3
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
-        super().__init__(input_size, hidden_size, bias, split_bias=True, dtype=dtype)
+    def __init__(self, input_size, hidden_size, bias=True, fused=False, dtype=np.float64):
+        super().__init__(input_size, hidden_size, bias, split_bias=True, fused=fused,
+                         dtype=dtype)
 
     def recur(self, x_proj, a_prev):
         a_share = self._state_share(a_prev)

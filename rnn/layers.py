@@ -18,7 +18,8 @@ state dict maps onto them by a rename, with no transpose:
 
 For speed, a layer projects the inputs of all time steps in one matmul
 (x W_ax^T + b_ax for the whole (T, B, m) input) and runs only the recurrence step by
-step; that is still nothing but tinygraph ops.
+step, with fused cells (each x W^T + b is one ``tg.linear`` node); that is still
+nothing but tinygraph ops.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -140,8 +141,8 @@ class _RecurrentLayer(nn.Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else len(self.directions) * hidden_size
             for suffix in self.directions:
-                cell = self.cell_class(layer_input, hidden_size, bias=bias, dtype=dtype,
-                                       **cell_options)
+                cell = self.cell_class(layer_input, hidden_size, bias=bias, fused=True,
+                                       dtype=dtype, **cell_options)
                 for name, p in cell.named_parameters():
                     p.name = f"l{layer}{suffix}.{name}"  # as in the state dict
                 setattr(self, f"l{layer}{suffix}", cell)
@@ -187,22 +188,22 @@ class _RecurrentLayer(nn.Module):
             x = x.transpose(1, 0, 2)
         steps, batch = x.shape[:2]
         keep = self._keep_mask(lengths, mask, steps, batch, unbatched)
-        initial = self._initial_states(hx, batch, x.dtype, unbatched)
+        initial = iter(self._initial_states(hx, batch, x.dtype, unbatched))
 
         layer_input, finals, self.last_states = x, [], {}
-        for (layer, suffix, cell), state in zip(self.cells(), initial):
-            if suffix == "":
-                outputs = []
-            times = range(steps, 0, -1) if suffix else range(1, steps + 1)
-            with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
-                x_proj = cell.project(layer_input)
-                states = _scan(cell.recur, x_proj, state, times,
-                               self._state_formats(layer, suffix), keep)
-                outputs.append(tg.stack([_parts(s)[0] for s in states]))
-            finals.append(states[0] if suffix else states[-1])
-            self.last_states[f"l{layer}{suffix}"] = states
-            if suffix == self.directions[-1]:
-                layer_input = outputs[0] if len(outputs) == 1 else tg.concat(outputs, axis=2)
+        for layer in range(self.num_layers):
+            outputs = []
+            for suffix in self.directions:
+                cell = getattr(self, f"l{layer}{suffix}")
+                times = range(steps, 0, -1) if suffix else range(1, steps + 1)
+                with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
+                    x_proj = cell.project(layer_input)  # every step at once
+                    states = _scan(cell.recur, x_proj, next(initial), times,
+                                   self._state_formats(layer, suffix), keep)
+                    outputs.append(tg.stack([_parts(s)[0] for s in states]))
+                finals.append(states[0] if suffix else states[-1])  # the last one run
+                self.last_states[f"l{layer}{suffix}"] = states
+            layer_input = outputs[0] if len(outputs) == 1 else tg.concat(outputs, axis=2)
 
         output = layer_input
         if keep is not None and not keep.all():

@@ -47,7 +47,7 @@ class ElmanRNN(RNNCell):
         if output not in OUTPUTS:
             raise ValueError(f"ElmanRNN: output must be one of {OUTPUTS}, not {output!r}")
         super().__init__(input_size, hidden_size, nonlinearity, bias, stacked,
-                         split_bias=False, dtype=dtype)
+                         split_bias=False, fused=False, dtype=dtype)
         self.output_size, self.output = output_size, output
         bound = 1 / math.sqrt(hidden_size)
         self.W_ya = _uniform_parameter((output_size, hidden_size), bound, dtype)

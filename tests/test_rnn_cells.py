@@ -133,8 +133,34 @@ def test_stacked_form_uses_one_matmul_on_the_concatenation(rng):
     assert ops.count("matmul") == 1 and ops.count("concat") == 2
 
 
+@pytest.mark.parametrize("cell_class", [rnn.RNNCell, rnn.LSTMCell, rnn.GRUCell])
+def test_fused_cell_computes_what_the_literal_ops_compute(rng, cell_class):
+    literal = cell_class(3, 4)
+    fused = cell_class(3, 4, fused=True)
+    fused.load_state_dict(literal.state_dict())
+    xs = randn(rng, 3, 2, 3)
+    for cell in (literal, fused):
+        states = rnn.unroll(cell, xs)
+        tg.stack([rnn.layers._parts(s)[0] for s in states]).sum().backward()
+    for (name, p), q in zip(literal.named_parameters(), fused.parameters()):
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-12, err_msg=name)
+
+
+def test_literal_cell_draws_the_notes_ops_and_fused_cell_one_linear(rng):
+    x_t, a_prev = randn(rng, 2, 3), randn(rng, 2, 4)
+    names = {}
+    for fused in (False, True):
+        a_t = rnn.RNNCell(3, 4, fused=fused)(x_t, a_prev)
+        names[fused] = sorted(v.name for v in tg.engine.toposort(a_t.op)
+                              if isinstance(v, tg.engine.Op))
+    assert names[False] == ["add", "add", "matmul", "matmul", "tanh",
+                            "transpose", "transpose"]
+    assert names[True] == ["add", "add", "linear", "linear", "tanh"]
+
+
 @pytest.mark.parametrize("options", [{}, {"nonlinearity": "relu"}, {"stacked": True},
-                                     {"split_bias": True}, {"bias": False}])
+                                     {"split_bias": True}, {"bias": False},
+                                     {"fused": True}])
 def test_rnn_cell_gradcheck(rng, options):
     cell = rnn.RNNCell(2, 3, **options)
     assert gradcheck_module(cell, cell, [randn(rng, 2, 2), randn(rng, 2, 3)])

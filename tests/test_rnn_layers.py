@@ -92,13 +92,13 @@ def test_states_are_named_like_the_notes(rng):
     assert [a.name for a in single.last_states["l0"]] == ["a<1>", "a<2>"]
 
 
-def test_input_projection_is_one_matmul_for_all_steps(rng):
+def test_input_projection_is_one_product_for_all_steps(rng):
     layer = rnn.RNN(3, 4)
     output, _ = layer(randn(rng, 6, 2, 3))
-    matmuls = [v for v in tg.engine.toposort(output.op)
-               if isinstance(v, tg.engine.Op) and v.name == "matmul"]
-    unscoped = [v for v in matmuls if not any(s.startswith("t=") for s in v.scope)]
-    assert len(unscoped) == 1 and len(matmuls) == 1 + 6
+    products = [v for v in tg.engine.toposort(output.op)
+                if isinstance(v, tg.engine.Op) and v.name in ("matmul", "linear")]
+    unscoped = [v for v in products if not any(s.startswith("t=") for s in v.scope)]
+    assert len(unscoped) == 1 and len(products) == 1 + 6
 
 
 # ---- variable lengths ----------------------------------------------------------------
