@@ -201,3 +201,30 @@ def test_no_warning_for_float64_gradcheck():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tg.gradcheck(lambda x: x * 2, [x])
+
+
+def _one_training_step(model_W, optimizer):
+    optimizer.zero_grad()
+    (model_W * model_W).sum().backward()
+
+
+def test_clipping_after_the_optimizer_step_warns():
+    W = tg.nn.Parameter(np.ones(3), name="W")
+    optimizer = tg.optim.SGD([W], lr=0.1)
+    _one_training_step(W, optimizer)
+    optimizer.step()
+    with pytest.warns(UserWarning, match="called after optimizer.step\\(\\) in the same iteration"):
+        tg.optim.clip_grad_norm_([W], max_norm=1.0)
+    with pytest.warns(UserWarning, match="Clip between loss.backward\\(\\) and optimizer.step\\(\\)"):
+        tg.optim.clip_grad_value_([W], clip_value=1.0)
+
+
+def test_clipping_before_the_step_is_silent():
+    W = tg.nn.Parameter(np.ones(3), name="W")
+    optimizer = tg.optim.SGD([W], lr=0.1)
+    for _ in range(2):  # the step of iteration 1 must not haunt iteration 2
+        _one_training_step(W, optimizer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tg.optim.clip_grad_norm_([W], max_norm=1.0)
+        optimizer.step()

@@ -25,6 +25,7 @@ from . import anomaly
 
 _grad_enabled = True
 _scope = ()
+backward_count = 0  # backward passes run so far (optim uses it to spot a late clip)
 
 
 def is_grad_enabled():
@@ -326,6 +327,7 @@ def backward(root, grad=None, retain_graph=False):
     Unless ``retain_graph`` is true, each node's saved arrays are released as soon as
     its backward has run.
     """
+    global backward_count
     if not root._requires_grad:
         raise RuntimeError(
             "backward() on a tensor that does not require grad: no input of the "
@@ -354,6 +356,7 @@ def backward(root, grad=None, retain_graph=False):
                 raise GraphFreedError(_freed_message(vertex))
             _check_saved_versions(vertex)
 
+    backward_count += 1
     pending = {start: grad}
     for vertex in order:
         grad = pending.pop(vertex, None)

@@ -12,9 +12,15 @@ can tell when a parameter changed while a graph still needed its old value.
         optim.clip_grad_norm_(model.parameters(), max_norm=5.0)
         optimizer.step()
 """
+import warnings
+import weakref
+
 import numpy as np
 
+from . import engine
 from .tensor import Tensor
+
+_optimizers = weakref.WeakSet()  # live optimizers, to notice clipping after their step
 
 
 def _tensor_list(params, name):
@@ -43,6 +49,8 @@ class Optimizer:
                 raise ValueError(f"{name}: {key} must not be negative, got {value}")
             setattr(self, key, value)
         self.state = {id(p): {} for p in self.params}
+        self.stepped_after_backward = None  # engine.backward_count at the last step()
+        _optimizers.add(self)
 
     def zero_grad(self):
         """Forget every parameter's gradient (``grad = None``)."""
@@ -51,6 +59,7 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient; parameters without one are skipped."""
+        self.stepped_after_backward = engine.backward_count
         for p in self.params:
             if p.grad is not None:
                 p.data = self.update(p.data, p.grad, self.state[id(p)]).astype(p.dtype,
@@ -134,6 +143,19 @@ class Adagrad(Optimizer):
         return theta - lr * g / (np.sqrt(s) + self.eps)
 
 
+def _warn_if_already_stepped(params, name):
+    """Clipping between step() and the next backward changes nothing that step used."""
+    ids = {id(p) for p in params}
+    for optimizer in list(_optimizers):
+        if (optimizer.stepped_after_backward == engine.backward_count
+                and any(id(p) in ids for p in optimizer.params)):
+            warnings.warn(
+                f"{name} was called after optimizer.step() in the same iteration: the "
+                f"step already used the unclipped gradients. Clip between "
+                f"loss.backward() and optimizer.step().", stacklevel=3)
+            return
+
+
 def clip_grad_norm_(params, max_norm, norm_type=2.0):
     """Scale all gradients together so that their joint norm is at most ``max_norm``.
 
@@ -143,7 +165,9 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0):
     is kept, only the length shrinks (Pascanu et al. 2013, against exploding
     gradients in RNNs). Returns the norm before clipping, as a float.
     """
-    grads = [p for p in _tensor_list(params, "clip_grad_norm_") if p.grad is not None]
+    params = _tensor_list(params, "clip_grad_norm_")
+    _warn_if_already_stepped(params, "clip_grad_norm_")
+    grads = [p for p in params if p.grad is not None]
     if not grads:
         return 0.0
     if norm_type == np.inf:
@@ -160,6 +184,8 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0):
 
 def clip_grad_value_(params, clip_value):
     """Clamp every gradient entry into [-clip_value, clip_value]."""
-    for p in _tensor_list(params, "clip_grad_value_"):
+    params = _tensor_list(params, "clip_grad_value_")
+    _warn_if_already_stepped(params, "clip_grad_value_")
+    for p in params:
         if p.grad is not None:
             p.grad = np.clip(p.grad, -clip_value, clip_value)
