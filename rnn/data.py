@@ -1,7 +1,7 @@
 """Small sequence tasks generated in code: nothing is downloaded.
 
 Every task takes its sizes and ``rng`` (an ``np.random.Generator`` or an int seed;
-None draws fresh entropy) and returns inputs in the (T, B, features) layout of
+None draws from tinygraph's generator, so ``tg.manual_seed`` fixes it) and returns inputs in the (T, B, features) layout of
 ``rnn``'s models, plus integer class targets or float regression targets. The same
 seed gives the same arrays. Each docstring states the chance-level baseline a model
 must beat before it can be said to have learned anything.
@@ -14,12 +14,14 @@ from importlib import resources
 
 import numpy as np
 
+from tinygraph import random as tg_random
+
 IGNORE_INDEX = -100
 """Target for steps that carry no label (as PyTorch's default ``ignore_index``)."""
 
 
 def _generator(rng):
-    return np.random.default_rng(rng)
+    return tg_random.generator() if rng is None else np.random.default_rng(rng)
 
 
 def one_hot(ids, size):

@@ -3,6 +3,7 @@ levels, and determinism for a fixed seed."""
 import numpy as np
 import pytest
 
+import tinygraph as tg
 from rnn import data
 
 TASKS = {
@@ -178,3 +179,10 @@ def test_entity_ambiguous_tags_are_balanced():
 def test_one_hot_rejects_ids_out_of_range():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         data.one_hot([0, 3], 3)
+
+
+def test_without_rng_tasks_draw_from_tinygraphs_seeded_generator():
+    tg.manual_seed(3)
+    first = data.parity(T=6, B=4)[0]
+    tg.manual_seed(3)
+    np.testing.assert_array_equal(data.parity(T=6, B=4)[0], first)
