@@ -83,6 +83,9 @@ def weights(model):
         except (KeyError, AttributeError):
             raise KeyError(f"bptt: the model has no weight '{name}'; it needs all of "
                            f"{', '.join(PARAM_NAMES)}") from None
+        if value is None:
+            raise ValueError(f"bptt: the model's {name} is None; the reference covers "
+                             f"the notes' model, which has both biases b_a and b_y")
         value = value.numpy() if hasattr(value, "numpy") else value
         params[name] = np.asarray(value, dtype=np.float64)
     n, m = params["W_ax"].shape

@@ -265,3 +265,10 @@ def test_compare_needs_params_to_read_recorded_contributions():
         summed_cross_entropy(logits, targets).backward()
     with pytest.raises(ValueError, match="params="):
         bptt.compare(recorded, bptt.bptt(model, xs, targets))
+
+
+def test_reference_refuses_a_model_without_biases():
+    tg.manual_seed(0)
+    model = rnn.ElmanRNN(input_size=3, hidden_size=4, output_size=5, bias=False)
+    with pytest.raises(ValueError, match="b_a is None"):
+        bptt.bptt(model, np.zeros((2, 1, 3)), np.zeros((2, 1), dtype=int))
