@@ -12,11 +12,11 @@ and a_prev (B, n),
 
     a_t = g1(x_t @ W_ax.T + a_prev @ W_aa.T + b_a)          (B, n)
 
-Every cell is split in two halves so that layers can run fast:
+Every cell is written in two halves:
 
-- ``project(x)``: the input's share x W_ax^T (+ b_ax), for one step (B, m) or for a
-  whole sequence (T, B, m) at once, since it does not depend on the state;
-- ``recur(x_proj, state)``: the rest, which has to go one step at a time.
+- ``project(x)``: the input's share x W_ax^T (+ b_ax), which does not depend on the
+  state (so it also takes a whole sequence (T, B, m) at once);
+- ``recur(x_proj, state)``: the rest, the recurrence proper.
 
 ``cell.step(x_t, state)`` is ``recur(project(x_t), state)``: the literal per-step graph
 of the notes, with W_ax used at every step. ``cell(x_t, state=None)`` is the same with

@@ -16,10 +16,12 @@ state dict maps onto them by a rename, with no transpose:
     weight_ih_l0 -> l0.W_ax     weight_hh_l0 -> l0.W_aa
     bias_ih_l0   -> l0.b_ax     bias_hh_l0   -> l0.b_aa     *_reverse -> l0_reverse.*
 
-For speed, a layer projects the inputs of all time steps in one matmul
-(x W_ax^T + b_ax for the whole (T, B, m) input) and runs only the recurrence step by
-step, with fused cells (each x W^T + b is one ``tg.linear`` node); that is still
-nothing but tinygraph ops.
+For speed, the layers use fused cells: each x W^T + b is one ``tg.linear`` node, and
+the engine sums a weight's gradients from all T steps in one matrix product. A layer
+passes per-step tensors from one layer to the next and stacks only its final output.
+(Projecting the whole (T, B, m) input in one matmul and slicing the result per step is
+slower: each slice's backward is a zero array the size of the whole projection, so the
+backward pass would cost O(T^2).)
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -73,6 +75,15 @@ def _scan(step, inputs, state, times, names, keep=None):
             part.name = name.format(t=t)
         states[t] = state = new
     return [states[t] for t in sorted(states)]
+
+
+def _beside(layer, forward, reverse):
+    """[fwd_t ; bwd_t] for every step t: a bidirectional layer's outputs."""
+    joined = []
+    for t, (a_forward, a_reverse) in enumerate(zip(forward, reverse), start=1):
+        with tg.scope(f"layer={layer}"), tg.scope(f"t={t}"):
+            joined.append(tg.concat([a_forward, a_reverse], axis=1))
+    return joined
 
 
 def unroll(cell, xs, a0=None):
@@ -192,20 +203,19 @@ class _RecurrentLayer(nn.Module):
 
         layer_input, finals, self.last_states = x, [], {}
         for layer in range(self.num_layers):
-            outputs = []
+            hidden = []  # per direction, [a<1>, ..., a<T>] in time order
             for suffix in self.directions:
                 cell = getattr(self, f"l{layer}{suffix}")
                 times = range(steps, 0, -1) if suffix else range(1, steps + 1)
                 with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
-                    x_proj = cell.project(layer_input)  # every step at once
-                    states = _scan(cell.recur, x_proj, next(initial), times,
+                    states = _scan(cell.step, layer_input, next(initial), times,
                                    self._state_formats(layer, suffix), keep)
-                    outputs.append(tg.stack([_parts(s)[0] for s in states]))
+                hidden.append([_parts(s)[0] for s in states])
                 finals.append(states[0] if suffix else states[-1])  # the last one run
                 self.last_states[f"l{layer}{suffix}"] = states
-            layer_input = outputs[0] if len(outputs) == 1 else tg.concat(outputs, axis=2)
+            layer_input = hidden[0] if len(hidden) == 1 else _beside(layer, *hidden)
 
-        output = layer_input
+        output = tg.stack(layer_input)
         if keep is not None and not keep.all():
             output = output * keep[:, :, None].astype(output.dtype)
         if unbatched:

@@ -92,13 +92,22 @@ def test_states_are_named_like_the_notes(rng):
     assert [a.name for a in single.last_states["l0"]] == ["a<1>", "a<2>"]
 
 
-def test_input_projection_is_one_product_for_all_steps(rng):
+def test_layer_step_is_two_linear_nodes_under_its_time_scope(rng):
     layer = rnn.RNN(3, 4)
     output, _ = layer(randn(rng, 6, 2, 3))
     products = [v for v in tg.engine.toposort(output.op)
                 if isinstance(v, tg.engine.Op) and v.name in ("matmul", "linear")]
-    unscoped = [v for v in products if not any(s.startswith("t=") for s in v.scope)]
-    assert len(unscoped) == 1 and len(products) == 1 + 6
+    assert sorted(v.scope for v in products) == sorted(
+        2 * [("layer=0", f"t={t}") for t in range(1, 7)])
+    assert {v.name for v in products} == {"linear"}
+
+
+def test_bidirectional_outputs_are_joined_at_each_step(rng):
+    layer = rnn.GRU(3, 4, bidirectional=True)
+    output, _ = layer(randn(rng, 3, 2, 3))
+    concats = [v for v in tg.engine.toposort(output.op)
+               if isinstance(v, tg.engine.Op) and v.name == "concat"]
+    assert sorted(v.scope for v in concats) == [("layer=0", f"t={t}") for t in (1, 2, 3)]
 
 
 # ---- variable lengths ----------------------------------------------------------------
