@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygraph as tg
+from tinygraph.engine import Op
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -145,6 +146,38 @@ def check_backward(fn, *inputs):
     for x, data in zip(inputs, before):
         np.testing.assert_array_equal(x.data, data)
     np.testing.assert_array_equal(grad_out, expected_grad_out)
+
+
+class WrongSquare(Op):
+    """x^2 with a wrong VJP (x instead of 2x)."""
+
+    def forward(self, x):
+        self.saved = x
+        return x * x
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class AddWithoutUnbroadcast(Op):
+    """a + b whose VJP forgets to sum broadcast axes back."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+def test_check_backward_rejects_a_wrong_derivative():
+    with pytest.raises(AssertionError):
+        check_backward(WrongSquare.apply, tg.tensor([1.0, 2.0], requires_grad=True))
+
+
+def test_check_backward_rejects_a_gradient_of_the_broadcast_shape():
+    a, b = leaves([np.ones((2, 3)), np.ones(3)])
+    with pytest.raises(AssertionError):
+        check_backward(AddWithoutUnbroadcast.apply, a, b)
 
 
 # ---- elementwise, two inputs ------------------------------------------------------
