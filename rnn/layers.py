@@ -116,7 +116,6 @@ def detach_state(state):
 
 _TORCH_NAMES = {"W_ax": "weight_ih", "W_aa": "weight_hh", "b_ax": "bias_ih",
                 "b_aa": "bias_hh"}
-_OUR_NAMES = {torch_name: ours for ours, torch_name in _TORCH_NAMES.items()}
 
 
 def _torch_key(name):
@@ -126,7 +125,10 @@ def _torch_key(name):
 
 
 def _as_array(value):
-    """A NumPy array from an ndarray or a torch tensor (without importing torch)."""
+    """A NumPy array from an ndarray, a tinygraph tensor or a torch tensor (without
+    importing torch)."""
+    if isinstance(value, tg.Tensor):
+        return value.data
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -135,9 +137,8 @@ def _as_array(value):
 class _RecurrentLayer(nn.Module):
     """The machinery RNN, LSTM and GRU share; each subclass says which cell it stacks."""
 
-    state_names = ("a",)
-
     cell_class = None
+    state_names = ("a",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, bidirectional=False, dtype=np.float64, **cell_options):
@@ -270,8 +271,9 @@ class _RecurrentLayer(nn.Module):
             return [cell.initial_state(batch, dtype) for cell in cells]
         parts = _parts(hx)
         if len(parts) != len(self.state_names):
-            raise TypeError(f"{type(self).__name__}: the initial state must be "
-                            f"{' and '.join(self.state_names)} tensors, got {len(parts)}")
+            expected = "the pair (h_0, c_0)" if len(self.state_names) == 2 else "one tensor h_0"
+            raise TypeError(f"{type(self).__name__}: the initial state must be {expected}, "
+                            f"got {len(parts)} tensor(s)")
         expected = (len(cells), batch, self.hidden_size)
         shaped = []
         for part in parts:
@@ -324,6 +326,8 @@ class _RecurrentLayer(nn.Module):
         self.load_state_dict(ours)
 
     def summary_notes(self):
+        if not self.bias:
+            return []
         n = self.hidden_size
         return [f"PyTorch's layout: two bias vectors per layer and direction, b_ax "
                 f"(bias_ih) and b_aa (bias_hh), where the notes' single b_a = b_ax + b_aa; "

@@ -33,13 +33,13 @@ OUTPUTS = ("softmax", "sigmoid", "identity")
 class ElmanRNN(RNNCell):
     """The notes' model: an ``RNNCell`` (W_ax (n, m), W_aa (n, n), b_a (n,)) plus the
     output layer W_ya (p, n), b_y (p,), with g2 = ``output`` (softmax, sigmoid or
-    identity). All five parameters are plain attributes.
+    identity). All five parameters are plain attributes; ``model.step(x_t, a_prev)``
+    is one step of the cell, and ``model.output_layer(a_t)`` gives o<t>.
 
     ``model(xs, a0=None)`` returns ``(logits, states)``: logits o<t> stacked as
     (T, B, p) and states a<t> as (T, B, n). The list [a<1>, ..., a<T>] of the last
     call is kept in ``model.last_states`` (graph nodes: ``retain_grad()`` on them
-    shows dL/da<t> after backward), and [o<1>, ..., o<T>] in ``model.last_logits``;
-    holding them also keeps their names for graph drawings.
+    shows dL/da<t> after backward), and [o<1>, ..., o<T>] in ``model.last_logits``.
     """
 
     def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh",

@@ -175,7 +175,7 @@ def test_layer_names_a_wrong_initial_state_shape(rng):
 
 
 def test_lstm_needs_both_initial_states(rng):
-    with pytest.raises(TypeError, match="a and c"):
+    with pytest.raises(TypeError, match=r"the pair \(h_0, c_0\)"):
         rnn.LSTM(3, 4)(randn(rng, 5, 2, 3), randn(rng, 1, 2, 4))
 
 
