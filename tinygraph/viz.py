@@ -181,12 +181,15 @@ def table_label(rows, border="#666666", border_width=1, dashed=False):
     """An HTML-like label: a one-column table, one row per ``(markup, fill)`` pair.
 
     ``markup`` is already-escaped HTML (build it with ``escape``); ``fill`` is a
-    colour or None. Use it on a node with ``shape="plain"``.
+    colour or None. A row ``(markup, fill, port)`` names its cell, so that an edge
+    can start or end at that row (``"node:port"``). Use it on a node with
+    ``shape="plain"``.
     """
     style = "rounded,dashed" if dashed else "rounded"
     cells = "".join(
-        f'<TR><TD{f" BGCOLOR={_quote(fill)}" if fill else ""}>{markup}</TD></TR>'
-        for markup, fill in rows)
+        f'<TR><TD{f" PORT={_quote(port[0])}" if port else ""}'
+        f'{f" BGCOLOR={_quote(fill)}" if fill else ""}>{markup}</TD></TR>'
+        for markup, fill, *port in rows)
     return (f'<<TABLE STYLE="{style}" BORDER="{border_width}" CELLBORDER="0" '
             f'CELLSPACING="0" CELLPADDING="3" COLOR={_quote(border)}>{cells}</TABLE>>')
 
@@ -284,7 +287,8 @@ def grad_row(vertex, norm, scale):
     return f"<I>{escape(NOT_COMPUTED)}</I>{hint}", None
 
 
-def vertex_label(vertex, kind, uses=1, scale=None, norm=None, view="forward", step=None):
+def vertex_label(vertex, kind, uses=1, scale=None, norm=None, view="forward", step=None,
+                 title=None):
     """The HTML-like label ``to_dot`` gives a vertex (a table, for ``shape="plain"``).
 
     kind: a key of STYLES (``kind_of``). uses: out-edges, shown as "used ×k" when k > 1.
@@ -292,9 +296,12 @@ def vertex_label(vertex, kind, uses=1, scale=None, norm=None, view="forward", st
         annotate the label with; no grad row when ``scale`` is None.
     view, step: in the "backward" view, the position backward visits the vertex at
         (``backward_steps``), or None when backward never reaches it.
+    title: escaped markup to show in place of ``describe``'s title, for a drawing
+        that knows a better name (an unnamed input that is x<t>, say).
     """
     style = STYLES[kind]
-    title, shape = describe(vertex)
+    described, shape = describe(vertex)
+    title = described if title is None else title
     if view == "backward" and step is not None:
         title = f"{step}. {title}"
     rows = [(title, style["fill"])]
