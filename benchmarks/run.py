@@ -39,7 +39,7 @@ class Plan:
         self.sizes = ["S", "M"] if quick else ["S", "M", "L"]
         self.threads = [1] if quick else [1, 2]
         # seconds per size, and the least and most rounds, per thread count
-        self.budget = {"S": 2, "M": 4} if quick else {"S": 6, "M": 12, "L": 35}
+        self.budget = {"S": 2, "M": 4, "L": 10} if quick else {"S": 6, "M": 12, "L": 35}
         self.min_rounds = 3 if quick else 5
         self.max_rounds = {"S": 200, "M": 60, "L": 25}
         self.memory_sizes = self.sizes
@@ -95,6 +95,7 @@ def time_size(size_name, budget, min_rounds, max_rounds):
             steps[name]()
             times[name].append(time.perf_counter() - start)
         rounds += 1
+    gc.unfreeze()
     return {"times": times, "errors": errors, "failed": failed}
 
 
@@ -142,8 +143,8 @@ def _ratio(value):
 
 
 def timing_table(run):
-    lines = ["| size | implementation | median ms | min ms | x per-step | x batched | rounds |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| size | implementation | median ms | min ms | x per-step | x batched | rounds "
+             "| grad error |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for size_name, result in run["sizes"].items():
         times = result["times"]
         for name in times:
@@ -151,9 +152,11 @@ def timing_table(run):
                 f"| {size_name} | {name} | {1e3 * statistics.median(times[name]):.2f} | "
                 f"{1e3 * min(times[name]):.2f} | "
                 f"{_ratio(paired_ratio(times, name, 'numpy-per-step'))} | "
-                f"{_ratio(paired_ratio(times, name, 'numpy-batched'))} | {len(times[name])} |")
+                f"{_ratio(paired_ratio(times, name, 'numpy-batched'))} | {len(times[name])} | "
+                f"{result['errors'][name]:.1e} |")
         for name, message in result["failed"].items():
-            lines.append(f"| {size_name} | {name} | gradient check FAILED: {message} | | | | |")
+            lines.append(f"| {size_name} | {name} | gradient check FAILED: {message} "
+                         f"| | | | | |")
     return lines
 
 
@@ -284,10 +287,21 @@ def run_all(plan):
     return facts, runs, memory, micro, time.perf_counter() - started
 
 
+def _size_list(text):
+    sizes = [name.strip().upper() for name in text.split(",") if name.strip()]
+    unknown = [name for name in sizes if name not in SIZES]
+    if unknown or not sizes:
+        raise SystemExit(f"benchmarks.run: --sizes takes names from {', '.join(SIZES)}, "
+                         f"not {text!r}")
+    return sizes
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="S and M, 1 thread, fewer repeats; prints without writing")
+    parser.add_argument("--sizes", help="comma-separated sizes to run, e.g. L (default: "
+                                        "S,M,L; S,M with --quick)")
     parser.add_argument("--output", help=f"write the table here (default for a full run: "
                                          f"{os.path.relpath(RESULTS, ROOT)})")
     parser.add_argument("--profile", metavar="IMPL", choices=sorted(impls.BY_NAME),
@@ -314,6 +328,8 @@ def main(argv=None):
                        cwd=ROOT, env=machine.pinned_env(1), check=True)
     else:
         plan = Plan(args.quick)
+        if args.sizes:
+            plan.sizes = plan.memory_sizes = _size_list(args.sizes)
         _say(f"benchmarks: {'quick' if args.quick else 'full'} run")
         text = report(*run_all(plan), quick=args.quick)
         print(text)

@@ -66,3 +66,25 @@ def test_same_seed_gives_identical_problems():
 def test_one_hot_inputs_predict_the_next_character():
     problem = workload.make_problem(TINY_ONE_HOT)
     np.testing.assert_array_equal(problem.xs[1:].argmax(axis=-1), problem.targets[:-1])
+
+
+def test_paired_ratio_divides_within_each_round_then_takes_the_median():
+    from benchmarks.run import paired_ratio
+    # Rounds 2 and 3 ran on a machine twice as slow for both; pairing cancels that.
+    times = {"numpy-per-step": [1.0, 2.0, 2.0], "tinygraph-unroll": [3.0, 6.0, 6.0]}
+    assert paired_ratio(times, "tinygraph-unroll", "numpy-per-step") == pytest.approx(3.0)
+    assert paired_ratio(times, "tinygraph-unroll", "numpy-batched") is None
+
+
+def test_targets_report_missed_and_unmeasured_sizes():
+    from benchmarks.run import target_lines
+    run = {"sizes": {"S": {"times": {"numpy-per-step": [1.0], "tinygraph-unroll": [1.1],
+                                     "numpy-batched": [1.0], "tinygraph-layers": [2.0]},
+                           "failed": {}}}}
+    cost = {"forward": 1e-6, "backward": 1e-6}
+    micro = {"chains": {"tinygraph": {"tanh": cost}, "torch": {"tanh": dict(cost)}}}
+    lines = "\n".join(target_lines(run, {}, micro))
+    assert "| tinygraph-unroll at S <= 1.2x numpy-per-step | 1.10x | met |" in lines
+    assert "| tinygraph-layers at S <= 1.5x numpy-batched | 2.00x | MISSED |" in lines
+    assert "| tinygraph-unroll at L <= 1.2x numpy-per-step | n/a | not measured |" in lines
+    assert "1.00x PyTorch's | MISSED |" in lines
