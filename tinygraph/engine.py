@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import anomaly
+from .deferred import add_grads, as_array
 
 _grad_enabled = True
 _scope = ()
@@ -184,67 +185,6 @@ class Op:
         return f"<{self.name} node>"
 
 
-class RowSum:
-    """A gradient G^T X = sum over rows r of outer(G[r], X[r]) (or G^T 1 = the column
-    sums of G, when X is None), kept as its factors until somebody needs the array.
-
-    This is the gradient of a weight (or bias) with respect to a batch of rows. A
-    weight used at T time steps receives T of them; adding two just joins their
-    rows, so the engine ends up doing one matrix product over all T*B rows instead
-    of T small ones and T - 1 additions, as a careful hand-written BPTT would. Every
-    ``MAX_ROWS`` rows the product is done and kept, to bound the memory held.
-    """
-
-    __slots__ = ("G", "X", "kind", "rows", "done")
-    MAX_ROWS = 1024
-
-    def __init__(self, G, X=None):
-        self.G, self.X = [G], None if X is None else [X]
-        self.kind = G.shape[1:], None if X is None else X.shape[1:]
-        self.rows, self.done = len(G), None
-
-    def evaluate(self):
-        """The gradient as an array."""
-        if not self.G:
-            return self.done
-        G = self.G[0] if len(self.G) == 1 else np.concatenate(self.G)
-        if self.X is None:
-            result = G.sum(axis=0)
-        else:
-            result = G.T @ (self.X[0] if len(self.X) == 1 else np.concatenate(self.X))
-        return result if self.done is None else self.done + result
-
-    def add(self, other):
-        """self + other; joins the rows of another RowSum of the same kind (in place)."""
-        if not (isinstance(other, RowSum) and other.kind == self.kind):
-            other = other.evaluate() if isinstance(other, RowSum) else other
-            return self.evaluate() + other
-        if other.done is not None:
-            self.done = other.done if self.done is None else self.done + other.done
-        self.G += other.G
-        if self.X is not None:
-            self.X += other.X
-        self.rows += other.rows
-        if self.rows >= self.MAX_ROWS:
-            self.done, self.G, self.rows = self.evaluate(), [], 0
-            if self.X is not None:
-                self.X = []
-        return self
-
-
-def _add_grads(a, b):
-    """a + b for gradients that may be arrays or ``RowSum``s."""
-    if isinstance(a, RowSum):
-        return a.add(b)
-    if isinstance(b, RowSum):
-        return a + b.evaluate()
-    return a + b
-
-
-def _as_array(grad):
-    return grad.evaluate() if isinstance(grad, RowSum) else grad
-
-
 def toposort(root):
     """Every vertex whose gradient ``root`` depends on, root first, parents after children.
 
@@ -362,7 +302,7 @@ def backward(root, grad=None, retain_graph=False):
         grad = pending.pop(vertex, None)
         if grad is None:
             continue
-        grad = _as_array(grad)
+        grad = as_array(grad)
         if not isinstance(vertex, Op):
             _accumulate_into_leaf(vertex, grad)
             continue
@@ -382,11 +322,11 @@ def backward(root, grad=None, retain_graph=False):
             if parent_grad is None:
                 continue
             if _recorders and not isinstance(parent, Op):
-                parent_grad = _as_array(parent_grad)
+                parent_grad = as_array(parent_grad)
                 for contributions in _recorders:
                     contributions.setdefault(parent, []).append((vertex, parent_grad))
             previous = pending.get(parent)
-            pending[parent] = parent_grad if previous is None else _add_grads(previous, parent_grad)
+            pending[parent] = parent_grad if previous is None else add_grads(previous, parent_grad)
 
 
 def _accumulate_into_leaf(leaf, grad):

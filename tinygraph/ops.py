@@ -11,7 +11,8 @@ tensors, arrays and Python numbers, and return tensors.
 """
 import numpy as np
 
-from .engine import Op, RowSum
+from .deferred import RowSum, Scatter
+from .engine import Op
 from .tensor import Tensor
 
 
@@ -365,13 +366,10 @@ class GetItem(Op):
         return x[index]
 
     def backward(self, g):
-        grad = np.zeros(self.shape, dtype=np.result_type(self.dtype, g.dtype))
         parts = self.index if isinstance(self.index, tuple) else (self.index,)
-        if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts):
-            np.add.at(grad, self.index, g)
-        else:
-            grad[self.index] = g  # each place is selected at most once
-        return (grad,)
+        repeats = any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
+        # Kept sparse until summed: T slices x[t] of one sequence then cost O(T), not O(T^2).
+        return (Scatter(self.shape, self.dtype, self.index, g, repeats),)
 
 
 class Concat(Op):
