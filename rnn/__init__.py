@@ -14,6 +14,9 @@ from .cells import Cell, GRUCell, LSTMCell, RNNCell
 from .counting import ParameterCount, count_parameters
 from .layers import GRU, LSTM, RNN, detach_state, unroll
 from .models import ElmanRNN
+from . import bptt, data
+from .data import CharCorpus, load_corpus
 
 __all__ = ["Cell", "RNNCell", "LSTMCell", "GRUCell", "unroll", "detach_state",
-           "RNN", "LSTM", "GRU", "ElmanRNN", "count_parameters", "ParameterCount"]
+           "RNN", "LSTM", "GRU", "ElmanRNN", "count_parameters", "ParameterCount",
+           "bptt", "data", "CharCorpus", "load_corpus"]

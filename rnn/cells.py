@@ -35,13 +35,9 @@ import math
 import numpy as np
 
 import tinygraph as tg
-from tinygraph import init, nn
+from tinygraph import nn
 
 NONLINEARITIES = {"tanh": tg.tanh, "relu": tg.relu}
-
-
-def _uniform_parameter(shape, bound, dtype):
-    return init.uniform_(nn.Parameter(np.empty(shape, dtype=dtype)), -bound, bound)
 
 
 class Cell(nn.Module):
@@ -62,14 +58,14 @@ class Cell(nn.Module):
         self.input_size, self.hidden_size, self.fused = input_size, hidden_size, fused
         rows = self.gates * hidden_size
         bound = 1 / math.sqrt(hidden_size)
-        self.W_ax = _uniform_parameter((rows, input_size), bound, dtype)
-        self.W_aa = _uniform_parameter((rows, hidden_size), bound, dtype)
+        self.W_ax = nn.uniform_parameter((rows, input_size), bound, dtype)
+        self.W_aa = nn.uniform_parameter((rows, hidden_size), bound, dtype)
         self.b_a = self.b_ax = self.b_aa = None
         if bias and split_bias:
-            self.b_ax = _uniform_parameter((rows,), bound, dtype)
-            self.b_aa = _uniform_parameter((rows,), bound, dtype)
+            self.b_ax = nn.uniform_parameter((rows,), bound, dtype)
+            self.b_aa = nn.uniform_parameter((rows,), bound, dtype)
         elif bias:
-            self.b_a = _uniform_parameter((rows,), bound, dtype)
+            self.b_a = nn.uniform_parameter((rows,), bound, dtype)
 
     # ---- the two halves ------------------------------------------------------------
     def _affine(self, x, W, b):

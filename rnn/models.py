@@ -23,8 +23,9 @@ import math
 import numpy as np
 
 import tinygraph as tg
+from tinygraph import nn
 
-from .cells import RNNCell, _uniform_parameter
+from .cells import RNNCell
 from .layers import unroll
 
 OUTPUTS = ("softmax", "sigmoid", "identity")
@@ -50,8 +51,8 @@ class ElmanRNN(RNNCell):
                          split_bias=False, fused=False, dtype=dtype)
         self.output_size, self.output = output_size, output
         bound = 1 / math.sqrt(hidden_size)
-        self.W_ya = _uniform_parameter((output_size, hidden_size), bound, dtype)
-        self.b_y = _uniform_parameter((output_size,), bound, dtype) if bias else None
+        self.W_ya = nn.uniform_parameter((output_size, hidden_size), bound, dtype)
+        self.b_y = nn.uniform_parameter((output_size,), bound, dtype) if bias else None
         self.last_states = self.last_logits = None
 
     def forward(self, xs, a0=None):

@@ -259,7 +259,9 @@ class Sequential(ModuleList):
 
 
 # ---- layers ----------------------------------------------------------------------------
-def _uniform_parameter(shape, bound, dtype):
+def uniform_parameter(shape, bound, dtype=np.float64):
+    """A Parameter of ``shape`` drawn from U(-bound, bound): PyTorch's default start for
+    Linear and recurrent layers, with bound = 1/sqrt(fan_in) or 1/sqrt(hidden_size)."""
     return init.uniform_(Parameter(np.empty(shape, dtype=dtype)), -bound, bound)
 
 
@@ -275,8 +277,8 @@ class Linear(Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
-        self.weight = _uniform_parameter((out_features, in_features), bound, dtype)
-        self.bias = _uniform_parameter((out_features,), bound, dtype) if bias else None
+        self.weight = uniform_parameter((out_features, in_features), bound, dtype)
+        self.bias = uniform_parameter((out_features,), bound, dtype) if bias else None
 
     def forward(self, x):
         x = ops.as_tensor(x)
