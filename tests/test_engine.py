@@ -77,6 +77,18 @@ def test_leaf_gradients_accumulate_across_backward_calls_until_set_to_none():
     np.testing.assert_array_equal(x.grad, [5.0, 5.0])
 
 
+def test_a_leaf_gradient_is_a_writable_array_of_its_own():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    grad_out = np.array([1.0, 2.0, 3.0, 4.0])
+    x.reshape(-1).backward(grad_out)  # reshape's VJP is a view of grad_out
+    x.grad[0, 0] = 100.0  # in place, as an optimizer or clipping would
+    np.testing.assert_array_equal(grad_out, [1.0, 2.0, 3.0, 4.0])
+    w = leaf([1.0, 2.0])
+    w.sum().backward()  # sum's VJP is a read-only broadcast view
+    w.grad *= 0.5
+    np.testing.assert_array_equal(w.grad, [0.5, 0.5])
+
+
 def test_non_leaf_gradients_are_not_kept_by_default():
     x = leaf([1.0, 2.0])
     h = x * 2.0
