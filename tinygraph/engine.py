@@ -166,7 +166,7 @@ class Op:
         needs_grad = tuple([t._requires_grad for t in inputs])
         if True not in needs_grad:
             return out
-        data.flags.writeable = False
+        data.setflags(write=False)
         op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
         op.site = site
         op.parents = tuple([t._node or t for t in inputs])
