@@ -301,12 +301,13 @@ def vertex_label(vertex, kind, uses=1, scale=None, norm=None, view="forward", st
     """
     style = STYLES[kind]
     described, shape = describe(vertex)
-    title = described if title is None else title
+    heading = described if title is None else title
     if view == "backward" and step is not None:
-        title = f"{step}. {title}"
-    rows = [(title, style["fill"])]
+        heading = f"{step}. {heading}"
+    rows = [(heading, style["fill"])]
     if not isinstance(vertex, Op):
-        role = kind if kind != "input" or vertex.name is not None else "constant"
+        named = vertex.name is not None or title is not None
+        role = kind if kind != "input" or named else "constant"
         rows.append((small(role), None))
     rows.append((small(shape), None))
     if uses > 1:
