@@ -104,8 +104,6 @@ def test_retain_grad_keeps_a_non_leaf_gradient():
     np.testing.assert_array_equal(h.grad, 2 * h.data)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: backward overwrites a retained "
-                   "non-leaf .grad instead of accumulating, unlike leaves and PyTorch")
 def test_a_retained_non_leaf_gradient_accumulates_like_a_leaf_gradient():
     x = leaf(1.0)
     h = x * 2.0

@@ -311,7 +311,7 @@ def backward(root, grad=None, retain_graph=False):
         if vertex.retains_grad:
             tensor = vertex.out()
             if tensor is not None:
-                tensor.grad = np.array(grad, dtype=tensor.dtype)
+                _accumulate(tensor, grad)
         parent_grads = vertex.backward(grad)
         if anomaly.enabled:
             anomaly.check_backward(vertex, parent_grads)
@@ -332,10 +332,19 @@ def backward(root, grad=None, retain_graph=False):
 def _accumulate_into_leaf(leaf, grad):
     if leaf._hooks:
         grad = _run_hooks(leaf._hooks, grad)
-    if leaf.grad is None:
-        leaf.grad = np.array(grad, dtype=leaf.dtype)  # a copy the leaf owns
+    if grad.shape != leaf.shape:
+        raise ShapeError(
+            f"a gradient of shape {grad.shape} reached a leaf of shape {leaf.shape}: the "
+            f"backward of an op that uses this leaf returned the wrong shape")
+    _accumulate(leaf, grad)
+
+
+def _accumulate(tensor, grad):
+    """tensor.grad += grad, as in PyTorch: gradients add up across backward calls."""
+    if tensor.grad is None:
+        tensor.grad = np.array(grad, dtype=tensor.dtype)  # a copy the tensor owns
     else:
-        leaf.grad = leaf.grad + grad
+        tensor.grad = tensor.grad + grad
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
