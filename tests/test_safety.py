@@ -228,3 +228,17 @@ def test_clipping_before_the_step_is_silent():
             warnings.simplefilter("error")
             tg.optim.clip_grad_norm_([W], max_norm=1.0)
         optimizer.step()
+
+
+def test_a_custom_op_returning_a_wrongly_shaped_gradient_is_caught_at_the_leaf():
+    class Broken(Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return (g.sum(),)  # forgot to keep x's shape
+
+    x = _leaf((3,), 16)
+    with pytest.raises(tg.ShapeError, match="returned the wrong shape"):
+        Broken.apply(x).sum().backward()
+    assert x.grad is None
