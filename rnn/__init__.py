@@ -14,6 +14,7 @@ from .cells import Cell, GRUCell, LSTMCell, RNNCell
 from .counting import ParameterCount, count_parameters
 from .layers import GRU, LSTM, RNN, detach_state, unroll
 from .models import ElmanRNN
+from . import viz
 from . import bptt, data
 from .data import CharCorpus, load_corpus
 

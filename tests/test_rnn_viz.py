@@ -1,0 +1,349 @@
+"""rnn.viz: the unrolled graph's DOT, asserted on its structure, and BPTT's numbers."""
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+from rnn import bptt
+from rnn import viz as rv
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed")
+
+T, B, M, N, P = 3, 2, 3, 4, 2   # steps, batch, input, hidden, output sizes
+
+
+# ---- reading DOT back ----------------------------------------------------------------
+NODE = re.compile(r"^\s*(\w+) \[label=<(.*)>(?: ([^\]]*))?\]$", re.M)
+EDGE = re.compile(r"^\s*(\w+)(?::(\w+))? -> (\w+)(?::\w+)?(?: \[(.*)\])?$", re.M)
+
+
+def nodes(dot):
+    """{node id: label markup}."""
+    return {node_id: label for node_id, label, _ in NODE.findall(dot.source)}
+
+
+def edges(dot, invisible=False):
+    """[(tail, tail port, head, attributes)] in source order, without the invisible
+    layout edges unless asked for."""
+    found = EDGE.findall(dot.source)
+    return [e for e in found if invisible or "style=invis" not in e[3]]
+
+
+def node_with(dot, markup):
+    """The id of the one node whose label holds ``markup``."""
+    found = [i for i, label in nodes(dot).items() if markup in label]
+    assert len(found) == 1, (markup, found)
+    return found[0]
+
+
+def node_titled(dot, title):
+    """The id of the one node whose bold title is ``title`` (escaped markup)."""
+    return node_with(dot, f"<B>{title}</B>")
+
+
+def clusters(dot):
+    return re.findall(r"subgraph (cluster_\w+) \{", dot.source)
+
+
+def elman(seed=0):
+    tg.manual_seed(seed)
+    return rnn.ElmanRNN(M, N, P)
+
+
+def data(steps=T, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((steps, B, M)), rng.integers(0, P, size=(steps, B))
+
+
+# ---- structure -----------------------------------------------------------------------
+def test_cell_view_of_a_small_elman_unroll_has_the_expected_nodes_and_edges():
+    xs, _ = data()
+    dot = rv.to_dot(elman(), xs, detail="cell")
+    # 5 weights, a<0>, per step x<t> + cell + output layer, and the two stacked outputs
+    assert len(nodes(dot)) == 5 + 1 + 3 * T + 2
+    # per step: x->cell, cell->o, 5 weight uses, the chain edge, 2 edges to the stacks
+    assert len(edges(dot)) == 10 * T
+
+
+def test_ops_view_draws_every_primitive_op_of_each_step():
+    xs, _ = data()
+    dot = rv.to_dot(elman(), xs, detail="ops")
+    # per step: x<t>, 3 transposes, 3 matmuls, 3 adds, tanh
+    assert len(nodes(dot)) == 5 + 1 + 11 * T + 2
+    titles = "".join(nodes(dot).values())
+    assert titles.count("<B>transpose</B>") == 3 * T
+    assert titles.count("<B>a&lt;2&gt;</B> = tanh") == 1
+
+
+def test_one_cluster_per_time_step_labelled_with_its_t():
+    xs, _ = data(steps=4)
+    dot = rv.to_dot(elman(), xs)
+    assert clusters(dot) == ["cluster_t1", "cluster_t2", "cluster_t3", "cluster_t4"]
+    assert re.findall(r"label=<t = (\d+)>", dot.source) == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+def test_a_shared_weight_is_drawn_once_with_one_use_edge_per_step(detail):
+    xs, _ = data(steps=5)
+    dot = rv.to_dot(elman(), xs, detail=detail, shared="once")
+    W_aa = node_titled(dot, "W_aa")
+    assert "used at t = 1..5" in nodes(dot)[W_aa]
+    uses = [e for e in edges(dot) if e[0] == W_aa]
+    assert len(uses) == 5
+    assert all("constraint=false" in attributes for *_, attributes in uses)
+    assert len({e[2] for e in uses}) == 5                  # five different steps
+
+
+def test_proxy_mode_draws_one_small_copy_of_the_weight_per_step_instead_of_edges():
+    xs, _ = data(steps=5)
+    dot = rv.to_dot(elman(), xs, shared="proxy")
+    W_aa = node_titled(dot, "W_aa")
+    assert not [e for e in edges(dot) if e[0] == W_aa]
+    proxies = [i for i, label in nodes(dot).items() if "W_aa<SUP>(" in label]
+    assert len(proxies) == 5
+    assert all(i.startswith(f"{W_aa}_p") for i in proxies)
+    assert "cluster_params" in clusters(dot)
+
+
+def test_shared_auto_switches_to_proxies_above_twenty_drawn_steps():
+    xs, _ = data(steps=21)
+    dot = rv.to_dot(elman(), xs, elide=False)
+    assert sum("W_aa<SUP>(" in label for label in nodes(dot).values()) == 21
+    xs, _ = data(steps=20)
+    assert "<SUP>(" not in rv.to_dot(elman(), xs).source
+
+
+def test_the_hidden_chain_is_heavy_and_grouped():
+    xs, _ = data()
+    dot = rv.to_dot(elman(), xs)
+    chain = [e for e in edges(dot) if "weight=10" in e[3]]
+    assert len(chain) == T                                 # a<0>->1, 1->2, 2->3
+    a1 = node_titled(dot, "a&lt;1&gt;")
+    assert "group=chain" in re.search(rf"^\s*{a1} \[.*$", dot.source, re.M).group()
+
+
+def test_labels_hold_names_and_shapes():
+    xs, _ = data()
+    dot = rv.to_dot(elman(), xs)
+    labels = nodes(dot)
+    assert f"({N}, {N})" in labels[node_titled(dot, "W_aa")]
+    assert f"({P}, {N})" in labels[node_titled(dot, "W_ya")]
+    assert f"({B}, {N})" in labels[node_titled(dot, "a&lt;2&gt;")]
+    assert f"({B}, {M})" in labels[node_titled(dot, "x&lt;2&gt;")]
+
+
+def test_the_same_program_gives_byte_identical_dot():
+    def figure():
+        xs, ys = data()
+        return rv.trace(elman(), xs, ys).to_dot(detail="ops").source
+    assert figure() == figure()
+
+
+# ---- gradients ---------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: elman(),
+    lambda: rnn.LSTM(M, N, num_layers=2),
+    lambda: rnn.GRU(M, N, bidirectional=True),
+], ids=["elman", "lstm-2-layers", "gru-bidirectional"])
+def test_per_step_contributions_sum_to_each_parameters_gradient(make):
+    tg.manual_seed(1)
+    xs, _ = data(steps=4)
+    g = rv.gradient_norms(make(), xs)
+    assert g.contributions
+    for name, per_step in g.contributions.items():
+        assert per_step.shape[0] == 4
+        np.testing.assert_allclose(per_step.sum(axis=0) + g.outside[name], g.grads[name],
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(g.contribution_norms[name],
+                                   [np.linalg.norm(c) for c in per_step], rtol=1e-12)
+
+
+def test_per_step_contributions_equal_the_hand_derived_bptt():
+    model = elman()
+    xs, ys = data(steps=5)
+    g = rv.gradient_norms(model, xs, ys)
+    reference = bptt.bptt(model, xs, targets=ys)
+    for name in bptt.PARAM_NAMES:
+        np.testing.assert_allclose(g.contributions[name], reference.per_step[name],
+                                   rtol=0, atol=1e-10)
+    np.testing.assert_allclose(g.state_norms["a<t>"],
+                               np.linalg.norm(reference.dL_da.reshape(5, -1), axis=1),
+                               rtol=1e-10)
+
+
+def test_state_norm_strip_shows_the_norms_of_the_retained_gradients():
+    model = elman()
+    xs, ys = data()
+    run = rv.trace(model, xs, ys)
+    kept = [np.linalg.norm(a_t.grad) for a_t in model.last_states]
+    np.testing.assert_array_equal(run.gradients().state_norms["a<t>"], kept)
+    labels = nodes(run.to_dot())
+    for t, norm in enumerate(kept, start=1):
+        strip = [label for label in labels.values() if f"dL/da&lt;{t}&gt;" in label]
+        assert len(strip) == 1 and f"{norm:.2e}" in strip[0]
+
+
+def test_weight_node_lists_its_gradient_as_a_sum_with_one_row_per_step():
+    model = elman()
+    xs, ys = data()
+    run = rv.trace(model, xs, ys)
+    dot = run.to_dot(shared="once")
+    W_aa = node_titled(dot, "W_aa")
+    label = nodes(dot)[W_aa]
+    assert "dL/dW_aa = &#8721;<SUB>t</SUB> dL/dW_aa<SUP>(t)</SUP>" in label
+    norms = run.gradients().contribution_norms["W_aa"]
+    for t in range(1, T + 1):
+        assert f'PORT="t{t}"' in label and f"t={t}: {norms[t - 1]:.2e}" in label
+    # each step's use edge leaves from its own row
+    assert sorted(e[1] for e in edges(dot) if e[0] == W_aa) == ["t1", "t2", "t3"]
+
+
+def test_tanh_gradients_vanish_back_along_a_long_sequence():
+    tg.manual_seed(0)
+    model = rnn.ElmanRNN(M, N, P)
+    model.W_aa.data = 0.3 * np.eye(N)
+    xs, _ = data(steps=30)
+    g = rv.gradient_norms(model, xs, loss_fn=lambda logits: logits[-1].sum())
+    norms = g.state_norms["a<t>"]
+    assert norms[0] < 1e-6 * norms[-1]
+    assert np.all(np.diff(norms) > 0)
+
+
+# ---- long sequences and truncated BPTT ---------------------------------------------
+def test_a_long_sequence_shows_its_first_and_last_steps_and_an_ellipsis():
+    xs, ys = data(steps=200)
+    run = rv.trace(elman(), xs, ys)
+    dot = run.to_dot(keep=4)
+    steps = [c for c in clusters(dot) if re.fullmatch(r"cluster_t\d+", c)]
+    assert steps == [f"cluster_t{t}" for t in (1, 2, 3, 4, 197, 198, 199, 200)]
+    assert "cluster_elided" in clusters(dot)
+    assert "t = 5 &#8230; 196" in dot.source
+    assert not re.search(r"W_aa<SUP>\(\d", dot.source)     # 8 drawn steps: no proxies
+    assert "t=5..196:" in nodes(dot)[node_titled(dot, "W_aa")]
+    chain = [e for e in edges(dot) if "weight=10" in e[3]]
+    assert len(chain) == 1 + 3 + 1 + 1 + 3                 # a<0>, 1..4, 4->..., ...->197, 197..200
+
+
+def test_building_the_dot_of_a_thousand_steps_does_not_recurse():
+    xs, ys = data(steps=1000)
+    run = rv.trace(elman(), xs, ys)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        dot = run.to_dot(elide=False, detail="ops")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(clusters(dot)) == 1000 + 1                  # the steps and the weights
+
+
+def test_a_carried_over_detached_state_enters_by_a_dashed_grey_edge():
+    model = elman()
+    xs, ys = data(steps=6)
+    model(tg.tensor(xs[:3]))
+    a0 = model.last_states[-1].detach()                    # truncated BPTT: a<3> carried
+    dot = rv.trace(model, xs[3:], ys[3:], a0=a0).to_dot()
+    start = node_with(dot, "carried over, detached")
+    assert "<B>a&lt;3&gt;</B>" in nodes(dot)[start]
+    (edge,) = [e for e in edges(dot) if e[0] == start]
+    assert "style=dashed" in edge[3] and f'color="{rv.CUT_COLOR}"' in edge[3]
+
+
+def test_a_fresh_zero_state_enters_by_a_solid_chain_edge():
+    xs, ys = data()
+    dot = rv.to_dot(elman(), xs)
+    (edge,) = [e for e in edges(dot) if e[0] == node_titled(dot, "a&lt;0&gt;")]
+    assert "weight=10" in edge[3] and "dashed" not in edge[3]
+
+
+def test_a_state_detached_inside_the_unroll_is_cut_by_a_dashed_grey_edge():
+    tg.manual_seed(0)
+    cell = rnn.RNNCell(M, N)
+    xs, _ = data(steps=4)
+    a_t, states = cell.initial_state(B), []
+    for t in range(1, 5):
+        if t == 3:
+            a_t = a_t.detach()                             # the cut: no gradient to t <= 2
+        with tg.scope(f"t={t}"):
+            a_t = cell(tg.tensor(xs[t - 1]), a_t)
+        a_t.name = f"a<{t}>"
+        states.append(a_t)
+    graph = rv.Unrolled([tg.stack(states).sum()])
+    (leaf,) = graph.cuts
+    assert graph.cuts[leaf] is states[1].op
+    dot = rv.to_dot(tg.stack(states).sum(), detail="ops")
+    a2 = node_with(dot, "<B>a&lt;2&gt;</B> = tanh")
+    cut = [e for e in edges(dot) if e[0] == a2 and "weight=10" in e[3]]
+    assert len(cut) == 1
+    assert "style=dashed" in cut[0][3] and f'color="{rv.CUT_COLOR}"' in cut[0][3]
+    assert "detached" in nodes(dot)[cut[0][2]]
+
+
+# ---- every model kind ----------------------------------------------------------------
+MODELS = {
+    "elman": lambda: rnn.ElmanRNN(M, N, P),
+    "rnn-2-layers": lambda: rnn.RNN(M, N, num_layers=2),
+    "rnn-bidirectional": lambda: rnn.RNN(M, N, bidirectional=True),
+    "lstm": lambda: rnn.LSTM(M, N),
+    "gru": lambda: rnn.GRU(M, N),
+}
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_every_model_kind_draws_one_cluster_per_step_and_every_state(kind):
+    tg.manual_seed(0)
+    xs, _ = data()
+    run = rv.trace(MODELS[kind](), xs)
+    dot = run.to_dot()
+    assert [c for c in clusters(dot) if re.fullmatch(r"cluster_t\d+", c)] == \
+        ["cluster_t1", "cluster_t2", "cluster_t3"]
+    for series, norms in run.gradients().state_norms.items():
+        assert norms.shape == (T,) and np.all(np.isfinite(norms)), series
+
+
+@needs_dot
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+@pytest.mark.parametrize("kind", MODELS)
+def test_dot_lays_out_every_model_kind(kind, detail):
+    tg.manual_seed(0)
+    xs, _ = data()
+    source = rv.trace(MODELS[kind](), xs).to_dot(detail=detail).source
+    done = subprocess.run(["dot", "-Tplain"], input=source, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "Error" not in done.stderr, done.stderr
+    assert done.stdout.startswith("graph ")
+
+
+def test_reverse_direction_chain_edges_point_back_in_time():
+    tg.manual_seed(0)
+    xs, _ = data()
+    dot = rv.to_dot(rnn.RNN(M, N, bidirectional=True), xs)
+    chain = [e for e in edges(dot) if "weight=10" in e[3]]
+    assert sum("dir=back" in e[3] for e in chain) == T     # a←<0> -> t=3 -> t=2 -> t=1
+    assert sum("dir=back" not in e[3] for e in chain) == T
+
+
+# ---- errors --------------------------------------------------------------------------
+def test_unknown_options_are_refused_by_name():
+    xs, _ = data()
+    with pytest.raises(ValueError, match="detail"):
+        rv.to_dot(elman(), xs, detail="gates")
+    with pytest.raises(ValueError, match="shared"):
+        rv.to_dot(elman(), xs, shared="twice")
+
+
+def test_a_graph_without_time_steps_is_refused_with_a_pointer_to_tinygraph_viz():
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match="tinygraph.viz.to_dot"):
+        rv.to_dot((x * 2).sum())
+
+
+def test_gradients_of_a_forward_only_drawing_are_refused():
+    xs, _ = data()
+    run = rv.Trace(list(elman()(tg.tensor(xs))))
+    with pytest.raises(RuntimeError, match="backward"):
+        run.gradients()
