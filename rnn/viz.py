@@ -92,7 +92,7 @@ def _name(vertex):
 
 
 def _state_number(vertex):
-    match = _STATE_NAME.fullmatch(_name(vertex) or "") or _STATE_NAME.match(_name(vertex) or "")
+    match = _STATE_NAME.match(_name(vertex) or "")
     return int(match.group(1)) if match else None
 
 
@@ -152,7 +152,8 @@ class Unrolled:
         self.lanes = list(dict.fromkeys(lane for lane, _ in self.members))
         self.times = sorted({t for _, t in self.members})
 
-    def _ops(self, key):
+    def ops(self, key):
+        """The step's op vertices, in walk order."""
         return [v for v in self.members.get(key, ()) if isinstance(v, Op)]
 
     def _find_chain(self):
@@ -160,7 +161,7 @@ class Unrolled:
         and the slots (op position in the step, parent index) where a state enters."""
         self.chain, self.direction, slots = set(), {}, {}
         for (lane, t) in self.members:
-            for k, consumer in enumerate(self._ops((lane, t))):
+            for k, consumer in enumerate(self.ops((lane, t))):
                 for i, parent in enumerate(consumer.parents):
                     key = self.step.get(parent)
                     if (isinstance(parent, Op) and key is not None and key[0] == lane
@@ -179,7 +180,7 @@ class Unrolled:
                 continue
             times = [s for (other, s) in self.members if other == lane]
             first = t == (min(times) if direction > 0 else max(times))
-            ops = self._ops((lane, t))
+            ops = self.ops((lane, t))
             for k, i in sorted(slots[lane]):
                 if k >= len(ops) or i >= len(ops[k].parents):
                     continue
@@ -221,7 +222,7 @@ class Unrolled:
 
     def head(self, key):
         """The step's ops no state is computed from (e.g. o<t> = W_ya a<t> + b_y)."""
-        return [v for v in self._ops(key) if v not in self.cell_part]
+        return [v for v in self.ops(key) if v not in self.cell_part]
 
     def series(self, state, lane):
         """The name of a state's sequence: "a<t>" for a<3>, "a→<t>[2]" for a→<3>[2]."""
@@ -270,7 +271,7 @@ def _gradients(graph, recorded, names):
     for leaf, pairs in recorded.items():
         if not is_parameter(leaf):
             continue
-        name = names.get(id(leaf)) or leaf.name or f"parameter {len(contributions)}"
+        name = names[id(leaf)]
         per_step, rest = np.zeros((T,) + leaf.shape), np.zeros(leaf.shape)
         for node, grad in pairs:
             key = step_key(node.scope)
@@ -296,10 +297,17 @@ class Trace:
         self.contributions = contributions
 
     def names(self):
-        """{id(parameter): its dotted name in the model}."""
-        if self.model is None or not hasattr(self.model, "named_parameters"):
-            return {}
-        return {id(p): name for name, p in self.model.named_parameters()}
+        """{id(parameter): name}: its dotted name in the model, else its own name, else
+        "parameter k" (k counting the unnamed ones in the graph's order)."""
+        names = {}
+        if self.model is not None and hasattr(self.model, "named_parameters"):
+            names = {id(p): name for name, p in self.model.named_parameters()}
+        unnamed = 0
+        for vertex in self.graph.order:
+            if not isinstance(vertex, Op) and is_parameter(vertex) and id(vertex) not in names:
+                names[id(vertex)] = vertex.name or f"parameter {unnamed}"
+                unnamed += vertex.name is None
+        return names
 
     def gradients(self):
         """The step-by-step gradients as arrays (``Gradients``); needs a backward pass."""
@@ -452,7 +460,6 @@ class _Figure:
         self.run, self.graph, self.detail = run, run.graph, detail
         g = self.graph
         self.visible, self.elided = _visible_times(g.times, elide, keep)
-        self.shown = set(self.visible)
         if shared == "auto":
             shared = "proxy" if len(self.visible) > MAX_STEPS else "once"
         self.shared = shared
@@ -460,6 +467,7 @@ class _Figure:
             grads = run.contributions is not None
         self.gradients = run.gradients() if grads and run.contributions is not None else None
         self.grads = grads
+        self.names = run.names()
         self.nodes = {}         # id -> dict(label=..., place=cluster key, extra attributes)
         self.node_of = {}       # vertex -> drawn id
         self.columns = {}       # (t, "in" | "out") -> [ids] pinned to one rank
@@ -542,11 +550,10 @@ class _Figure:
     def _parameters(self):
         g = self.graph
         parameters = [v for v in g.order if not isinstance(v, Op) and is_parameter(v)]
-        names = self.run.names()
         contributions = self.gradients.contributions if self.gradients else {}
         for k, leaf in enumerate(parameters):
             color = self.colors[leaf] = PALETTE[k % len(PALETTE)]
-            name = names.get(id(leaf)) or leaf.name or "(unnamed)"
+            name = self.names[id(leaf)]
             times = sorted({g.step[c][1] for c in g.consumers[leaf] if c in g.step})
             outside = sum(1 for c in g.consumers[leaf] if c not in g.step)
             title, shape = describe(leaf)
@@ -620,7 +627,7 @@ class _Figure:
             elif leaf.name is None:
                 title = f"<B>{escape(f'x<{t}>')}</B>"
             inputs.append(self._vertex_node(leaf, place, title))
-        cell = [v for v in g._ops(key) if v in g.cell_part]
+        cell = [v for v in g.ops(key) if v in g.cell_part]
         head = g.head(key)
         if self.detail == "ops":
             depth = {}
@@ -743,15 +750,11 @@ class _Figure:
             return
         self.edge_keys.add(key)
         t_tail, t_head = self.time_of.get(tail), self.time_of.get(head)
+        tail_end = tail if port is None else f"{tail}:{port}"
         if (attributes.get("constraint") != "false" and t_tail is not None
                 and t_head is not None and t_tail > t_head):
-            tail, head, port = head, tail, None
-            attributes["dir"] = "back"
-            if key[2] is not None:
-                head = f"{head}:{key[2]}"
-        elif port is not None:
-            tail = f"{tail}:{port}"
-        self.edges.append((tail, head, attributes))
+            tail_end, head, attributes["dir"] = head, tail_end, "back"
+        self.edges.append((tail_end, head, attributes))
 
     def _chain_attributes(self, parent, cut=False):
         attributes = {"weight": "10"}
@@ -764,7 +767,6 @@ class _Figure:
 
     def _edges(self):
         g = self.graph
-        self.proxies = {}
         for consumer in g.order:
             if not isinstance(consumer, Op):
                 continue
@@ -802,16 +804,21 @@ class _Figure:
         """``port`` if the node has a row of that name, else None."""
         return port if f"{node_id}:{port}" in self.ports else None
 
+    def _contribution(self, vertex, t):
+        """‖dL/dW^(t)‖ for a parameter vertex, or None (not a parameter, no gradients)."""
+        if t is None or vertex not in self.colors or self.gradients is None:
+            return None
+        norms = self.gradients.contribution_norms.get(self.names[id(vertex)])
+        return None if norms is None else norms[t - 1]
+
     def _use_style(self, parent, t):
         """Colour of a shared tensor's use edge: the weight's own; width from the
         gradient contribution that flows back along it, when known."""
         color = self.colors.get(parent)
         attributes = {"color": color} if color else {}
-        if t is not None and color and self.gradients is not None:
-            name = self.run.names().get(id(parent)) or parent.name
-            norms = self.gradients.contribution_norms.get(name)
-            if norms is not None:
-                attributes["penwidth"] = f"{self.scale.penwidth(norms[t - 1]):.2f}"
+        norm = self._contribution(parent, t)
+        if norm is not None:
+            attributes["penwidth"] = f"{self.scale.penwidth(norm):.2f}"
         return attributes
 
     def _use(self, parent, consumer):
@@ -843,7 +850,7 @@ class _Figure:
             bold = re.search(r"<B>(.*?)</B>", label)
             if bold:
                 return bold.group(1)
-        return escape(self.run.names().get(id(vertex)) or _name(vertex) or vertex.name)
+        return escape(self.names.get(id(vertex)) or _name(vertex) or vertex.name)
 
     def _proxy(self, vertex, key, beside, title):
         """The dashed stand-in for ``vertex`` in step ``key``, on ``beside``'s rank."""
@@ -851,12 +858,8 @@ class _Figure:
         proxy_id = f"{drawn}_p{self.lane_index[key[0]]}_{key[1]}"
         if proxy_id not in self.nodes:
             color = self.colors.get(vertex, "#666666")
-            fill = None
-            if vertex in self.colors and self.gradients is not None:
-                name = self.run.names().get(id(vertex)) or vertex.name
-                norms = self.gradients.contribution_norms.get(name)
-                if norms is not None:
-                    fill = self.scale.color(norms[key[1] - 1])
+            norm = self._contribution(vertex, key[1])
+            fill = None if norm is None else self.scale.color(norm)
             self._node(proxy_id, table_label([(small(title), fill)], color, dashed=True),
                        ("step", key[1], self.lane_index[key[0]]), key[1])
             self.pins.append((key[1], [beside, proxy_id]))
