@@ -859,8 +859,9 @@ class _Figure:
         if proxy_id not in self.nodes:
             color = self.colors.get(vertex, "#666666")
             norm = self._contribution(vertex, key[1])
-            fill = None if norm is None else self.scale.color(norm)
-            self._node(proxy_id, table_label([(small(title), fill)], color, dashed=True),
+            fill, font = (None, None) if norm is None else (
+                self.scale.color(norm), self.scale.font_color(norm))
+            self._node(proxy_id, table_label([(small(title, font), fill)], color, dashed=True),
                        ("step", key[1], self.lane_index[key[0]]), key[1])
             self.pins.append((key[1], [beside, proxy_id]))
         return proxy_id
