@@ -22,14 +22,17 @@ def softmax(x, axis=-1):
     return ops.exp(ops.log_softmax(x, axis))
 
 
+def _check_reduction(reduction, name):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', "
+                         f"not {reduction!r}")
+
+
 def _reduce(loss, reduction, name):
+    _check_reduction(reduction, name)
     if reduction == "mean":
         return ops.mean(loss)
-    if reduction == "sum":
-        return ops.sum(loss)
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    return ops.sum(loss) if reduction == "sum" else loss
 
 
 def _same_shape_target(prediction, target, name):
@@ -65,18 +68,23 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
             f"{logits.shape} without its last (class) axis, i.e. {logits.shape[:-1]}")
     n_classes = logits.shape[-1]
     kept = targets != ignore_index
+    kept_shape = kept.shape
     out_of_range = kept & ((targets < 0) | (targets >= n_classes))
     if out_of_range.any():
         raise IndexError(
             f"cross_entropy: targets must lie in [0, {n_classes}) or equal ignore_index "
             f"({ignore_index}); found {targets[out_of_range][0]}")
-    # one_hot picks log y^[target] by a product and a sum, which vectorises (and
-    # draws) better than gathering; ignored entries get an all-zero row.
-    one_hot = (np.arange(n_classes) == targets[..., None]) & kept[..., None]
-    losses = -ops.sum(ops.log_softmax(logits, -1) * one_hot.astype(logits.dtype), axis=-1)
-    if reduction == "mean":
-        return ops.sum(losses) / int(kept.sum())
-    return _reduce(losses, reduction, "cross_entropy")
+    _check_reduction(reduction, "cross_entropy")
+    # Pick log y^[target] row by row (a gather: only the picked entries get gradient).
+    log_probs = ops.log_softmax(logits, -1).reshape(-1, n_classes)
+    kept, targets = kept.reshape(-1), targets.reshape(-1)
+    if reduction == "none":
+        rows = np.arange(len(targets))
+        picked = log_probs[rows, np.where(kept, targets, 0)] * kept.astype(logits.dtype)
+        return (-picked).reshape(kept_shape)
+    rows = np.flatnonzero(kept)
+    total = -ops.sum(log_probs[rows, targets[rows]])
+    return total / len(rows) if reduction == "mean" else total
 
 
 def _clamped_log(p):

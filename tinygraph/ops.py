@@ -168,13 +168,15 @@ class Linear(Op):
             raise ValueError(f"x has {x.shape[-1] if x.ndim else 0} features but W "
                              f"expects {W.shape[1]}")
         self.saved = x, W
-        out = np.matmul(x, W.T)
+        # As one (rows x in) @ (in x out) product: np.matmul on a stack of matrices
+        # would loop over the stack.
+        out = (x.reshape(-1, W.shape[1]) @ W.T).reshape(*x.shape[:-1], W.shape[0])
         return out if b is None else out + b
 
     def backward(self, g):
         x, W = self.saved
         g_rows = g.reshape(-1, W.shape[0])
-        gx = np.matmul(g, W) if self.needs_grad[0] else None
+        gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
         gW = RowSum(g_rows, x.reshape(-1, W.shape[1])) if self.needs_grad[1] else None
         grads = (gx, gW)
         if len(self.needs_grad) == 3:
