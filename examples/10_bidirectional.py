@@ -1,0 +1,72 @@
+"""A bidirectional RNN on the notes' entity example: "Teddy Roosevelt" vs "Teddy bears".
+
+He said, "Teddy Roosevelt was a great President"  -> teddy is part of a name
+He said, "Teddy bears are on sale"                -> teddy is not
+
+Reading left to right, a tagger at "teddy" has not yet seen the word that decides, so
+on those words it can only guess: 50%. A bidirectional layer also runs right to left,
+and its output at step t is [a→<t> ; a←<t>]: a←<t> has read "roosevelt" or "bears".
+(That same look ahead is why a bidirectional model must not be used to predict the
+next character: it would read the answer.)
+"""
+import numpy as np
+
+import rnn
+import rnn.viz
+import tinygraph as tg
+from _common import save_graph, setup
+from rnn import data
+from tinygraph import functional as F
+from tinygraph import nn, optim
+
+
+class Tagger(nn.Module):
+    """rnn.RNN (one or two directions) and an output layer on its (T, B, D*n) outputs."""
+
+    def __init__(self, m, n, p, bidirectional):
+        super().__init__()
+        self.recurrent = rnn.RNN(m, n, bidirectional=bidirectional)
+        self.output = nn.Linear((2 if bidirectional else 1) * n, p)
+
+    def forward(self, xs):
+        out, _ = self.recurrent(xs)
+        return self.output(out)
+
+
+def main():
+    out, quick = setup(__doc__)
+    steps = 200 if quick else 500
+    V, n = len(data.ENTITY_VOCAB), 16
+    test_xs, test_tags, ambiguous = data.entity(12, 400, rng=np.random.default_rng(99))
+    print(f"{int(ambiguous.sum())} ambiguous words (teddy, washington) among "
+          f"{ambiguous.size} in the test sentences")
+    accuracies = {}
+    for bidirectional in (False, True):
+        tg.manual_seed(0)
+        rng = np.random.default_rng(0)
+        model = Tagger(V, n, 2, bidirectional)
+        optimizer = optim.Adam(model.parameters(), lr=0.02)
+        for _ in range(steps):
+            xs, tags, _ = data.entity(12, 32, rng=rng)
+            loss = F.cross_entropy(model(tg.tensor(xs)), tags)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with tg.no_grad():
+            right = model(tg.tensor(test_xs)).data.argmax(-1) == test_tags
+        name = "bidirectional " if bidirectional else "unidirectional"
+        accuracies[bidirectional] = right[ambiguous].mean()
+        print(f"{name}: {model.num_parameters()} parameters; accuracy on every word "
+              f"{right.mean():.1%}, on the ambiguous words {right[ambiguous].mean():.1%}")
+    print("chance on the ambiguous words: 50%. Only the bidirectional model can know.")
+    assert accuracies[False] < 0.7 and accuracies[True] > 0.95
+
+    words = ["he", "said", "teddy", "bears"]
+    xs = data.one_hot([data.ENTITY_VOCAB.index(w) for w in words], V)[:, None]
+    print("the bidirectional graph of 'he said teddy bears': the reverse lane (a←) runs "
+          "right to left")
+    save_graph(rnn.viz.to_dot(model.recurrent, xs), out, "10_bidirectional")
+
+
+if __name__ == "__main__":
+    main()

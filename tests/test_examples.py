@@ -1,0 +1,51 @@
+"""Smoke test: every example in examples/ runs to the end, at its --quick size, and
+writes the figures it announces; without Graphviz's dot they still succeed (.dot)."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
+DRAWN = {"01", "02", "03", "04", "05", "06", "07", "10", "11"}
+
+
+def run_example(path, out, env_changes=()):
+    env = {**os.environ, "EXAMPLES_QUICK": "1", "EXAMPLES_OUT": str(out), **dict(env_changes)}
+    return subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_there_are_twelve_examples_numbered_in_order():
+    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, 13)]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs_and_writes_its_figures(path, tmp_path):
+    result = run_example(path, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip(), "an example prints what it shows"
+    if path.name[:2] in DRAWN:
+        assert list(tmp_path.glob(f"{path.name[:2]}_*.dot")) + \
+            list(tmp_path.glob(f"{path.name[:2]}_*.svg"))
+
+
+def test_examples_succeed_without_graphviz_and_write_dot(tmp_path):
+    python_only = str(pathlib.Path(sys.executable).parent)
+    result = run_example(EXAMPLES[0], tmp_path, {"PATH": python_only})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "01_autodiff.dot").is_file()
+    assert not (tmp_path / "01_autodiff.svg").exists()
+    assert "install Graphviz" in result.stdout
+
+
+def test_pytorch_crosscheck_skips_with_a_message_without_torch(tmp_path):
+    blocker = tmp_path / "no_torch"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch is hidden')\n")
+    pythonpath = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    result = run_example(EXAMPLES[-1], tmp_path, {"PYTHONPATH": pythonpath})
+    assert result.returncode == 0, result.stderr
+    assert "torch is not installed" in result.stdout
