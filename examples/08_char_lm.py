@@ -14,8 +14,6 @@ likely character), which tends to loop.
 import math
 import time
 
-import numpy as np
-
 import rnn
 import tinygraph as tg
 from _common import setup

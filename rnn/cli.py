@@ -29,7 +29,7 @@ import tinygraph as tg
 from tinygraph import functional as F
 from tinygraph import nn, optim
 
-from . import data
+from . import data, viz
 from .counting import GATES, count_parameters
 from .layers import GRU, LSTM, RNN, detach_state
 from .models import ElmanRNN
@@ -471,10 +471,11 @@ def sample(args):
 
 
 # ---- draw ---------------------------------------------------------------------------------
-def unrolled_figure(model, xs, targets):
-    """The unrolled graph after one backward pass of the summed loss, as a Digraph."""
-    from . import viz
-    return viz.trace(model, xs, targets).to_dot()
+def traced_figure(model, xs, targets=None, loss_fn=None, detail="cell"):
+    """The unrolled graph after one backward pass of the summed loss L, as a Digraph."""
+    run = viz.trace(model, xs, targets, loss_fn=loss_fn)
+    run.loss.name = "L"
+    return run.to_dot(detail=detail)
 
 
 def write_figure(digraph, path):
@@ -495,15 +496,14 @@ def write_figure(digraph, path):
 
 def draw_trained(model, task, path, rng):
     xs, targets, _ = task.sample(DRAWN_STEPS, 1, rng)
-    if task.many_to_one:
-        def loss_fn(logits):
-            last = logits[-1]
-            if task.regression:
-                return F.mse_loss(last, targets, reduction="sum")
-            return F.cross_entropy(last, targets, reduction="sum")
-        from . import viz
-        return write_figure(viz.trace(model, xs, loss_fn=loss_fn).to_dot(), path)
-    return write_figure(unrolled_figure(model, xs, targets), path)
+    if not task.many_to_one:
+        return write_figure(traced_figure(model, xs, targets), path)
+
+    def loss_fn(logits):    # many-to-one: the loss is read at the last step only
+        if task.regression:
+            return F.mse_loss(logits[-1], targets, reduction="sum")
+        return F.cross_entropy(logits[-1], targets, reduction="sum")
+    return write_figure(traced_figure(model, xs, loss_fn=loss_fn), path)
 
 
 def draw(args):
@@ -522,9 +522,8 @@ def draw(args):
     model = build_model(config)
     xs = data.one_hot(rng.integers(0, args.input, size=(args.steps, args.batch)), args.input)
     targets = rng.integers(0, args.output, size=(args.steps, args.batch))
-    from . import viz
     if args.grads:
-        digraph = viz.trace(model, xs, targets).to_dot(detail=args.detail)
+        digraph = traced_figure(model, xs, targets, detail=args.detail)
     else:
         digraph = viz.to_dot(model, xs, detail=args.detail)
     status, message = write_figure(digraph, path)

@@ -287,12 +287,21 @@ def test_draw_renders_svg_with_its_dot_beside_it(capsys, tmp_path):
     assert (tmp_path / "g.dot").is_file()
 
 
+def test_draw_without_graphviz_writes_the_dot_and_exits_1(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    status, out, _ = run(capsys, "draw", "--out", str(tmp_path / "g.svg"))
+    assert status == 1 and "install" in out
+    assert (tmp_path / "g.dot").is_file() and not (tmp_path / "g.svg").exists()
+
+
 def test_docs_figure_regenerates_to_the_committed_dot(capsys, tmp_path):
     committed = ROOT / "docs" / "unrolled.dot"
     status, _, _ = run(capsys, "draw", "--model", "elman", "--steps", "4", "--grads",
                        "--out", str(tmp_path / "unrolled.dot"))
     assert status == 0
-    assert (tmp_path / "unrolled.dot").read_text() == committed.read_text()
+    assert (tmp_path / "unrolled.dot").read_text() == committed.read_text(), (
+        "docs/unrolled.dot is out of date: python -m rnn draw --model elman --steps 4 "
+        "--grads --out docs/unrolled.svg")
 
 
 def test_console_entry_point_runs_as_a_module():
