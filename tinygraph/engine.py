@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import anomaly
-from .deferred import add_grads, as_array
+from .deferred import Deferred, add_grads, as_array
 
 _grad_enabled = True
 _scope = ()
@@ -124,11 +124,15 @@ class Op:
     write into a saved intermediate fails at once.
     """
 
-    __slots__ = ("parents", "needs_grad", "saved", "out", "out_shape", "out_dtype",
-                 "out_name", "scope", "hooks", "retains_grad", "freed", "versions", "site",
-                 "__dict__")
+    __slots__ = ("parents", "needs_grad", "saved", "out", "out_shape", "out_dtype", "scope",
+                 "versions", "freed", "__dict__")
     saves_inputs = False
     saves_output = False
+    # Rarely set, so kept as class defaults rather than written on every node.
+    hooks = None          # functions called with the gradient arriving at the output
+    retains_grad = False  # keep that gradient in the output tensor's .grad
+    site = None           # 'file:line' of the user code that created the node (anomaly mode)
+    out_name = None       # the output tensor's name, kept for drawings
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -156,10 +160,9 @@ class Op:
             raise ShapeError(message) from None
         if type(data) is not np.ndarray:  # NumPy returns scalars from full reductions
             data = np.asarray(data)
-        site = None
         if anomaly.enabled:
-            site = anomaly.creation_site()
-            anomaly.check_forward(op, arrays, data, site)
+            op.site = anomaly.creation_site()
+            anomaly.check_forward(op, arrays, data, op.site)
         out = Tensor._wrap(data)
         if not _grad_enabled:
             return out
@@ -167,15 +170,13 @@ class Op:
         if True not in needs_grad:
             return out
         data.setflags(write=False)
-        op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
-        op.site = site
         op.parents = tuple([t._node or t for t in inputs])
         op.needs_grad = needs_grad
+        op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
         op.out = weakref.ref(out)
-        op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
+        op.out_shape = data.shape
+        op.out_dtype = data.dtype
         op.scope = _scope
-        op.hooks = None
-        op.retains_grad = False
         op.freed = False
         out._requires_grad = True
         out._node = op
@@ -294,7 +295,8 @@ def backward(root, grad=None, retain_graph=False):
         if isinstance(vertex, Op):
             if vertex.freed:
                 raise GraphFreedError(_freed_message(vertex))
-            _check_saved_versions(vertex)
+            if vertex.versions is not None or vertex.saves_output:
+                _check_saved_versions(vertex)
 
     backward_count += 1
     pending = {start: grad}
@@ -302,7 +304,8 @@ def backward(root, grad=None, retain_graph=False):
         grad = pending.pop(vertex, None)
         if grad is None:
             continue
-        grad = as_array(grad)
+        if isinstance(grad, Deferred):
+            grad = grad.evaluate()
         if not isinstance(vertex, Op):
             _accumulate_into_leaf(vertex, grad)
             continue
@@ -326,7 +329,12 @@ def backward(root, grad=None, retain_graph=False):
                 for contributions in _recorders:
                     contributions.setdefault(parent, []).append((vertex, parent_grad))
             previous = pending.get(parent)
-            pending[parent] = parent_grad if previous is None else add_grads(previous, parent_grad)
+            if previous is None:
+                pending[parent] = parent_grad
+            elif type(previous) is np.ndarray and type(parent_grad) is np.ndarray:
+                pending[parent] = previous + parent_grad
+            else:
+                pending[parent] = add_grads(previous, parent_grad)
 
 
 def _accumulate_into_leaf(leaf, grad):
