@@ -27,7 +27,7 @@ def main():
     tg.manual_seed(0)
     corpus = data.load_corpus()
     V, n, T = corpus.vocab_size, 100, 25
-    steps = 1000 if quick else 5000
+    steps = 1000 if quick else 4000
     model = rnn.ElmanRNN(V, n, V)
     optimizer = optim.Adagrad(model.parameters(), lr=0.1)
     baseline = T * math.log(V)
