@@ -320,6 +320,11 @@ def train(args):
             raise UsageError(f"--seq-len {args.seq_len} is longer than the text "
                              f"({len(corpus.ids)} characters)")
     task = make_task(args.task, corpus)
+    try:
+        task.sample(args.seq_len, 1, np.random.default_rng(0))
+    except ValueError as err:
+        raise UsageError(f"--seq-len {args.seq_len} does not suit --task {args.task}: "
+                         f"{err}") from None
     out_dir = pathlib.Path(args.out_dir)
     name = f"{args.task}-{args.model}"
     checkpoint = pathlib.Path(args.checkpoint or out_dir / f"{name}.npz")

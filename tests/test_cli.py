@@ -78,6 +78,7 @@ def test_params_bidirectional_output_layer_reads_both_directions(capsys):
     (["train", "--model", "elman", "--layers", "2"], "--model rnn"),
     (["train", "--task", "chars", "--bidirectional", "--model", "gru"], "next character"),
     (["params", "--input", "10", "--hidden", "20"], "--output"),
+    (["train", "--task", "copy", "--seq-len", "2"], "--seq-len"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, word):
     status, _, err = run(capsys, *argv)
