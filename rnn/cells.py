@@ -22,10 +22,9 @@ Every cell is written in two halves:
 of the notes, with W_ax used at every step. ``cell(x_t, state=None)`` is the same with
 a zero state by default.
 
-Each affine piece x W^T + b is drawn as the ops the notes write (transpose, matmul,
-add), unless the cell is ``fused``: then it is the engine's single ``tg.linear`` node,
-whose weight gradient the engine sums over all time steps in one matrix product. The
-layers use fused cells; the notes' cells and ElmanRNN keep the literal ops.
+Each affine piece W x + b of the notes is one ``tg.linear`` node (x W^T + b in rows),
+so a step draws as the notes write it, and the engine sums a weight's gradients over
+all the time steps that used it in one matrix product.
 
 Initial values are PyTorch's: every weight and bias from U(-1/sqrt(n), 1/sqrt(n)),
 drawn from tinygraph's generator (seed it with ``tg.manual_seed``).
@@ -52,10 +51,10 @@ class Cell(nn.Module):
 
     gates = 1
 
-    def __init__(self, input_size, hidden_size, bias=True, split_bias=True, fused=False,
+    def __init__(self, input_size, hidden_size, bias=True, split_bias=True,
                  dtype=np.float64):
         super().__init__()
-        self.input_size, self.hidden_size, self.fused = input_size, hidden_size, fused
+        self.input_size, self.hidden_size = input_size, hidden_size
         rows = self.gates * hidden_size
         bound = 1 / math.sqrt(hidden_size)
         self.W_ax = nn.uniform_parameter((rows, input_size), bound, dtype)
@@ -68,24 +67,20 @@ class Cell(nn.Module):
             self.b_a = nn.uniform_parameter((rows,), bound, dtype)
 
     # ---- the two halves ------------------------------------------------------------
-    def _affine(self, x, W, b):
-        """x W^T + b (b may be None): one ``linear`` node when fused, else the notes' ops."""
-        if self.fused:
-            return tg.linear(x, W, b)
-        z = x @ W.T
-        return z if b is None else z + b
-
     def project(self, x):
         """The input's share x W_ax^T (+ b_ax), for x (B, m) or a whole sequence (T, B, m)."""
+        self._check_input(x)
+        return tg.linear(x, self.W_ax, self.b_ax)
+
+    def _check_input(self, x):
         if x.shape[-1:] != (self.input_size,):
             raise tg.ShapeError(
                 f"{type(self).__name__}: input of shape {x.shape} must end in "
                 f"input_size = {self.input_size}")
-        return self._affine(x, self.W_ax, self.b_ax)
 
     def _state_share(self, a_prev):
-        """a_prev W_aa^T (+ b_aa)."""
-        return self._affine(a_prev, self.W_aa, self.b_aa)
+        """a_prev W_aa^T + b_aa (the gated cells keep PyTorch's two biases)."""
+        return tg.linear(a_prev, self.W_aa, self.b_aa)
 
     def recur(self, x_proj, state):
         raise NotImplementedError
@@ -145,11 +140,11 @@ class RNNCell(Cell):
     """
 
     def __init__(self, input_size, hidden_size, nonlinearity="tanh", bias=True,
-                 stacked=False, split_bias=False, fused=False, dtype=np.float64):
+                 stacked=False, split_bias=False, dtype=np.float64):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', "
                              f"not {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias, split_bias, fused, dtype)
+        super().__init__(input_size, hidden_size, bias, split_bias, dtype)
         self.nonlinearity, self.stacked = nonlinearity, stacked
 
     @property
@@ -157,23 +152,25 @@ class RNNCell(Cell):
         """The notes' stacked weight W_a = [W_aa | W_ax], (n, n + m), as a graph node."""
         return tg.concat([self.W_aa, self.W_ax], axis=1)
 
+    def project(self, x):
+        """x W_ax^T + b_a: the input's share with the bias folded in, since no bias
+        depends on the state (with split biases, + b_ax + b_aa)."""
+        self._check_input(x)
+        x_proj = tg.linear(x, self.W_ax, self.b_ax if self.b_a is None else self.b_a)
+        return x_proj if self.b_aa is None else x_proj + self.b_aa
+
     def recur(self, x_proj, a_prev):
-        """a_t = g1(x_proj + a_prev @ W_aa.T + b_a), where x_proj = x_t @ W_ax.T
-        (with split biases: x_proj holds b_ax and b_aa joins a_prev @ W_aa.T)."""
-        z = x_proj + self._state_share(a_prev)
-        if self.b_a is not None:
-            z = z + self.b_a
-        return NONLINEARITIES[self.nonlinearity](z)
+        """a_t = g1(a_prev W_aa^T + x_proj), where x_proj = x_t W_ax^T + b_a: in the
+        notes' columns, a<t> = g1(W_aa a<t-1> + (W_ax x<t> + b_a))."""
+        return NONLINEARITIES[self.nonlinearity](tg.linear(a_prev, self.W_aa, x_proj))
 
     def step(self, x_t, a_prev):
         if not self.stacked:
             return super().step(x_t, a_prev)
         self._check_state(a_prev, x_t.shape[0])
-        if x_t.shape[-1:] != (self.input_size,):
-            raise tg.ShapeError(f"RNNCell: x_t of shape {x_t.shape} must end in "
-                                f"input_size = {self.input_size}")
-        z = tg.concat([a_prev, x_t], axis=1) @ self.W_a.T
-        for b in (self.b_ax, self.b_aa, self.b_a):
+        self._check_input(x_t)
+        z = tg.linear(tg.concat([a_prev, x_t], axis=1), self.W_a, self.b_a)
+        for b in (self.b_ax, self.b_aa):  # PyTorch's split biases, when the cell has them
             if b is not None:
                 z = z + b
         return NONLINEARITIES[self.nonlinearity](z)
@@ -199,9 +196,8 @@ class LSTMCell(Cell):
 
     gates = 4
 
-    def __init__(self, input_size, hidden_size, bias=True, fused=False, dtype=np.float64):
-        super().__init__(input_size, hidden_size, bias, split_bias=True, fused=fused,
-                         dtype=dtype)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+        super().__init__(input_size, hidden_size, bias, split_bias=True, dtype=dtype)
 
     def initial_state(self, batch_size, dtype=np.float64):
         """(a<0>, c<0>) = (0, 0), each (batch_size, n)."""
@@ -234,9 +230,8 @@ class GRUCell(Cell):
 
     gates = 3
 
-    def __init__(self, input_size, hidden_size, bias=True, fused=False, dtype=np.float64):
-        super().__init__(input_size, hidden_size, bias, split_bias=True, fused=fused,
-                         dtype=dtype)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+        super().__init__(input_size, hidden_size, bias, split_bias=True, dtype=dtype)
 
     def recur(self, x_proj, a_prev):
         a_share = self._state_share(a_prev)

@@ -16,12 +16,10 @@ state dict maps onto them by a rename, with no transpose:
     weight_ih_l0 -> l0.W_ax     weight_hh_l0 -> l0.W_aa
     bias_ih_l0   -> l0.b_ax     bias_hh_l0   -> l0.b_aa     *_reverse -> l0_reverse.*
 
-For speed, the layers use fused cells: each x W^T + b is one ``tg.linear`` node, and
-the engine sums a weight's gradients from all T steps in one matrix product. A layer
-passes per-step tensors from one layer to the next and stacks only its final output.
-(Projecting the whole (T, B, m) input in one matmul and slicing the result per step is
-slower: each slice's backward is a zero array the size of the whole projection, so the
-backward pass would cost O(T^2).)
+For speed, a layer projects the inputs of all T steps at once (x W_ax^T + b_ax for
+the whole (T, B, m) sequence, one ``tg.linear`` node) and runs only the recurrence
+step by step, each step reading its slice of that projection; the engine sums the
+weight gradients of all steps in one matrix product.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -153,8 +151,8 @@ class _RecurrentLayer(nn.Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else len(self.directions) * hidden_size
             for suffix in self.directions:
-                cell = self.cell_class(layer_input, hidden_size, bias=bias, fused=True,
-                                       dtype=dtype, **cell_options)
+                cell = self.cell_class(layer_input, hidden_size, bias=bias, dtype=dtype,
+                                       **cell_options)
                 for name, p in cell.named_parameters():
                     p.name = f"l{layer}{suffix}.{name}"  # as in the state dict
                 setattr(self, f"l{layer}{suffix}", cell)
@@ -209,14 +207,15 @@ class _RecurrentLayer(nn.Module):
                 cell = getattr(self, f"l{layer}{suffix}")
                 times = range(steps, 0, -1) if suffix else range(1, steps + 1)
                 with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
-                    states = _scan(cell.step, layer_input, next(initial), times,
+                    x_proj = cell.project(layer_input)  # every step's input share at once
+                    states = _scan(cell.recur, x_proj, next(initial), times,
                                    self._state_formats(layer, suffix), keep)
                 hidden.append([_parts(s)[0] for s in states])
                 finals.append(states[0] if suffix else states[-1])  # the last one run
                 self.last_states[f"l{layer}{suffix}"] = states
-            layer_input = hidden[0] if len(hidden) == 1 else _beside(layer, *hidden)
+            layer_input = tg.stack(hidden[0] if len(hidden) == 1 else _beside(layer, *hidden))
 
-        output = tg.stack(layer_input)
+        output = layer_input
         if keep is not None and not keep.all():
             output = output * keep[:, :, None].astype(output.dtype)
         if unbatched:

@@ -5,7 +5,8 @@
 
 The same W_ax, W_aa, b_a, W_ya, b_y serve every time step. The forward pass is the
 literal unrolled graph: at each step t, under ``tg.scope(f"t={t}")``, the ops
-x_t @ W_ax.T, a_prev @ W_aa.T, + b_a, g1, then a_t @ W_ya.T + b_y.
+W_ax x<t> + b_a, W_aa a<t-1> + that, g1, then W_ya a<t> + b_y (each affine map one
+``tg.linear`` node, x W^T + b in batch rows).
 
 Architectures, from the same model:
 - many-to-many: ``logits, states = model(xs)`` gives o<t> for every step;
@@ -48,7 +49,7 @@ class ElmanRNN(RNNCell):
         if output not in OUTPUTS:
             raise ValueError(f"ElmanRNN: output must be one of {OUTPUTS}, not {output!r}")
         super().__init__(input_size, hidden_size, nonlinearity, bias, stacked,
-                         split_bias=False, fused=False, dtype=dtype)
+                         split_bias=False, dtype=dtype)
         self.output_size, self.output = output_size, output
         bound = 1 / math.sqrt(hidden_size)
         self.W_ya = nn.uniform_parameter((output_size, hidden_size), bound, dtype)
@@ -70,8 +71,7 @@ class ElmanRNN(RNNCell):
 
     def output_layer(self, a_t):
         """o<t> = W_ya a<t> + b_y, in rows: a_t (B, n) -> (B, p)."""
-        o_t = a_t @ self.W_ya.T
-        return o_t if self.b_y is None else o_t + self.b_y
+        return tg.linear(a_t, self.W_ya, self.b_y)
 
     def output_activation(self, logits):
         """y^ = g2(o) along the last axis: softmax, sigmoid or the identity."""

@@ -73,10 +73,10 @@ def test_cell_view_of_a_small_elman_unroll_has_the_expected_nodes_and_edges():
 def test_ops_view_draws_every_primitive_op_of_each_step():
     xs, _ = data()
     dot = rv.to_dot(elman(), xs, detail="ops")
-    # per step: x<t>, 3 transposes, 3 matmuls, 3 adds, tanh
-    assert len(nodes(dot)) == 5 + 1 + 11 * T + 2
+    # per step: x<t>, W_ax x<t> + b_a, W_aa a<t-1> + that, tanh, W_ya a<t> + b_y
+    assert len(nodes(dot)) == 5 + 1 + 5 * T + 2
     titles = "".join(nodes(dot).values())
-    assert titles.count("<B>transpose</B>") == 3 * T
+    assert titles.count("<B>linear</B>") == 2 * T
     assert titles.count("<B>a&lt;2&gt;</B> = tanh") == 1
 
 

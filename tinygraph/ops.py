@@ -154,9 +154,10 @@ class Linear(Op):
     """out = x W^T + b, the affine map of a layer whose weight W is (out x in), as
     PyTorch's ``F.linear``; in the notes' column notation it is W x + b.
 
-    x is (..., in), out is (..., out). dL/dx = g W; dL/dW = g^T x and dL/db = g^T 1,
-    each summed over every row of the batch (and over every use of W: see
-    ``engine.RowSum``, which lets the engine do that sum as one matrix product).
+    x is (..., in), out is (..., out); b is (out,), or any shape that broadcasts to
+    out's. dL/dx = g W; dL/dW = g^T x and dL/db = g^T 1, each summed over every row of
+    the batch (and over every use of W: see ``deferred.RowSum``, which lets the engine
+    do that sum as one matrix product).
     """
 
     saves_inputs = True
@@ -168,6 +169,7 @@ class Linear(Op):
             raise ValueError(f"x has {x.shape[-1] if x.ndim else 0} features but W "
                              f"expects {W.shape[1]}")
         self.saved = x, W
+        self.b_shape = None if b is None else b.shape
         # As one (rows x in) @ (in x out) product: np.matmul on a stack of matrices
         # would loop over the stack.
         out = (x.reshape(-1, W.shape[1]) @ W.T).reshape(*x.shape[:-1], W.shape[0])
@@ -179,8 +181,11 @@ class Linear(Op):
         gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
         gW = RowSum(g_rows, x.reshape(-1, W.shape[1])) if self.needs_grad[1] else None
         grads = (gx, gW)
-        if len(self.needs_grad) == 3:
-            grads += (RowSum(g_rows) if self.needs_grad[2] else None,)
+        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+            per_row = self.b_shape == (W.shape[0],)
+            grads += (RowSum(g_rows) if per_row else unbroadcast(g, self.b_shape),)
+        elif len(self.needs_grad) == 3:
+            grads += (None,)
         return grads
 
 
