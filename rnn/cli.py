@@ -188,9 +188,16 @@ def evaluate(model, task, T, B, rng):
 
 
 # ---- checkpoints --------------------------------------------------------------------------
+def ensure_folder(folder):
+    """Create ``folder`` if needed; UsageError if it cannot be (a file has its name, say)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot write into {folder}: {err.strerror}") from None
+
+
 def save_checkpoint(model, config, path):
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
     tg.save({**model.state_dict(), CONFIG_KEY: blob}, path)
     return path
@@ -326,6 +333,8 @@ def train(args):
     out_dir = pathlib.Path(args.out_dir)
     name = f"{args.task}-{args.model}"
     checkpoint = pathlib.Path(args.checkpoint or out_dir / f"{name}.npz")
+    for folder in (out_dir, checkpoint.parent):    # before a minute of training, not after
+        ensure_folder(folder)
 
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -486,7 +495,6 @@ def write_figure(digraph, path):
     """Render ``digraph`` to ``path`` (format from the suffix) and write its DOT source
     beside it; without Graphviz's ``dot``, only the .dot. Returns (status, message)."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dot_path = tg.viz.render(digraph, path.with_suffix(".dot"))
     if path.suffix == ".dot":
         return 0, str(dot_path)
@@ -515,6 +523,7 @@ def draw(args):
     if path.suffix.lstrip(".") not in DRAW_FORMATS:
         raise UsageError(f"--out {path} must end in one of "
                          + ", ".join(f".{f}" for f in DRAW_FORMATS))
+    ensure_folder(path.parent)
     if args.model == "elman" and (args.layers != 1 or args.bidirectional):
         raise UsageError("--model elman has one layer and one direction; use --model rnn "
                          "(or lstm, gru) for --layers > 1 or --bidirectional")

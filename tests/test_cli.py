@@ -85,6 +85,12 @@ def test_bad_arguments_give_one_line_and_status_2(capsys, argv, word):
     assert_one_line_error(status, err, word)
 
 
+def test_an_output_directory_that_is_a_file_is_a_usage_error(capsys, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    status, _, err = train_chars(tmp_path / "taken", capsys)
+    assert_one_line_error(status, err, "cannot write into")
+
+
 def test_sample_from_a_missing_checkpoint_is_a_usage_error(capsys, tmp_path):
     status, _, err = run(capsys, "sample", "--checkpoint", str(tmp_path / "nope.npz"))
     assert_one_line_error(status, err, "does not exist")
