@@ -233,6 +233,48 @@ def test_matmul_gradient_matches_differences_for_vectors_matrices_and_batches(sh
     check_backward(tg.matmul, a, b)
 
 
+@st.composite
+def linear_shapes(draw):
+    """Shapes for linear(x, W, b): x (..., in) with 0-2 leading axes, W (out, in), and
+    b (out,), a bias that broadcasts against the output (e.g. per row), or none."""
+    n_in, n_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    leading = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
+    bias = draw(st.sampled_from(["none", "vector", "full"]))
+    b_shape = {"none": None, "vector": (n_out,), "full": leading + (n_out,)}[bias]
+    return leading + (n_in,), (n_out, n_in), b_shape
+
+
+@given(shapes=linear_shapes(), seed=SEEDS, flags=requires_grad_flags(3))
+def test_linear_gradient_matches_differences(shapes, seed, flags):
+    x_shape, W_shape, b_shape = shapes
+    arrays = [normal(seed, x_shape), normal(seed + 1, W_shape)]
+    if b_shape is not None:
+        arrays.append(normal(seed + 2, b_shape))
+    inputs = leaves(arrays, flags[:len(arrays)] if any(flags[:len(arrays)]) else None)
+    assert tg.linear(*inputs).shape == x_shape[:-1] + (W_shape[0],)
+    check_backward(tg.linear, *inputs)
+
+
+def test_linear_sums_a_weight_used_at_many_steps_as_one_product():
+    rng = np.random.default_rng(0)
+    W = tg.tensor(rng.standard_normal((4, 4)) * 0.5, requires_grad=True)
+    b = tg.tensor(rng.standard_normal(4), requires_grad=True)
+
+    def unrolled(W, b):
+        a = tg.tensor(np.ones((3, 4)))
+        for _ in range(6):
+            a = tg.linear(a, W, b).tanh()
+        return a
+
+    assert tg.gradcheck(unrolled, [W, b])
+
+
+def test_linear_names_the_feature_mismatch():
+    x, W = tg.tensor(np.ones((2, 5))), tg.tensor(np.ones((4, 3)))
+    with pytest.raises(tg.ShapeError, match="linear: x has 5 features but W expects 3"):
+        tg.linear(x, W)
+
+
 # ---- elementwise, one input ---------------------------------------------------------
 UNARY = [
     ("neg", tg.neg, normal),

@@ -10,8 +10,8 @@ from hypothesis import given, strategies as st
 
 import tinygraph as tg
 from test_ops_gradients import (SEEDS, away_from_zero, broadcastable_shapes, concat_shapes,
-                                matmul_shapes, normal, permutations_of_axes, positive,
-                                requires_grad_flags, shapes, shapes_and_axis)
+                                linear_shapes, matmul_shapes, normal, permutations_of_axes,
+                                positive, requires_grad_flags, shapes, shapes_and_axis)
 
 torch = pytest.importorskip("torch")
 
@@ -80,6 +80,16 @@ def test_pow_at_zero_base_equals_torch():
 def test_matmul_equals_torch_for_vectors_matrices_and_batches(shape_pair, seed, flags):
     arrays = [normal(seed, shape_pair[0]), normal(seed + 1, shape_pair[1])]
     compare_with_torch(tg.matmul, torch.matmul, arrays, flags)
+
+
+# torch's F.linear takes only a 1-D bias (a wider one fails in its backward)
+@given(shapes=linear_shapes().filter(lambda s: s[2] is None or len(s[2]) == 1), seed=SEEDS)
+def test_linear_equals_torch_functional_linear(shapes, seed):
+    x_shape, W_shape, b_shape = shapes
+    arrays = [normal(seed, x_shape), normal(seed + 1, W_shape)]
+    if b_shape is not None:
+        arrays.append(normal(seed + 2, b_shape))
+    compare_with_torch(tg.linear, torch.nn.functional.linear, arrays)
 
 
 UNARY = [

@@ -168,25 +168,31 @@ class Linear(Op):
         if x.ndim == 0 or x.shape[-1] != W.shape[1]:
             raise ValueError(f"x has {x.shape[-1] if x.ndim else 0} features but W "
                              f"expects {W.shape[1]}")
-        self.saved = x, W
-        self.b_shape = None if b is None else b.shape
-        # As one (rows x in) @ (in x out) product: np.matmul on a stack of matrices
-        # would loop over the stack.
-        out = (x.reshape(-1, W.shape[1]) @ W.T).reshape(*x.shape[:-1], W.shape[0])
+        # One (rows x in) @ (in x out) product: np.matmul on a stack of matrices would
+        # loop over the stack.
+        rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
+        self.saved = rows, W
+        self.x_shape, self.b_shape = x.shape, None if b is None else b.shape
+        out = rows @ W.T
+        if x.ndim != 2:
+            out = out.reshape(*x.shape[:-1], W.shape[0])
         return out if b is None else out + b
 
     def backward(self, g):
-        x, W = self.saved
-        g_rows = g.reshape(-1, W.shape[0])
-        gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
-        gW = RowSum(g_rows, x.reshape(-1, W.shape[1])) if self.needs_grad[1] else None
-        grads = (gx, gW)
-        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+        rows, W = self.saved
+        g_rows = g if g.ndim == 2 else g.reshape(-1, W.shape[0])
+        gx = gb = None
+        if self.needs_grad[0]:
+            gx = g_rows @ W
+            if len(self.x_shape) != 2:
+                gx = gx.reshape(self.x_shape)
+        gW = RowSum(g_rows, rows) if self.needs_grad[1] else None
+        if len(self.needs_grad) == 2:
+            return gx, gW
+        if self.needs_grad[2]:
             per_row = self.b_shape == (W.shape[0],)
-            grads += (RowSum(g_rows) if per_row else unbroadcast(g, self.b_shape),)
-        elif len(self.needs_grad) == 3:
-            grads += (None,)
-        return grads
+            gb = RowSum(g_rows) if per_row else unbroadcast(g, self.b_shape)
+        return gx, gW, gb
 
 
 # ---- elementwise, one input -------------------------------------------------------
