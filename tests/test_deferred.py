@@ -1,0 +1,78 @@
+"""Deferred gradients: a weight's many uses summed as one product (RowSum), and
+indexing's sparse gradient (Scatter), give exactly what eager sums give."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.deferred import RowSum, Scatter, add_grads, as_array
+
+
+def _unrolled(W, b, steps=7):
+    a = tg.tensor(np.linspace(-1, 1, 12).reshape(3, 4))
+    for _ in range(steps):
+        a = tg.linear(a, W, b).tanh()
+    return a.sum()
+
+
+def _leaves(seed=0):
+    rng = np.random.default_rng(seed)
+    return (tg.tensor(rng.standard_normal((4, 4)) * 0.5, requires_grad=True),
+            tg.tensor(rng.standard_normal(4), requires_grad=True))
+
+
+def _eager_grads():
+    """The same unroll with matmul and add: every use's gradient built and added at once."""
+    W, b = _leaves()
+    a = tg.tensor(np.linspace(-1, 1, 12).reshape(3, 4))
+    for _ in range(7):
+        a = (a @ W.T + b).tanh()
+    a.sum().backward()
+    return W.grad, b.grad
+
+
+@pytest.mark.parametrize("max_rows", [1, 4, 5, 1024])
+def test_row_sums_equal_eager_sums_whatever_the_flush_size(monkeypatch, max_rows):
+    monkeypatch.setattr(RowSum, "MAX_ROWS", max_rows)
+    W, b = _leaves()
+    _unrolled(W, b).backward()
+    W_expected, b_expected = _eager_grads()
+    np.testing.assert_allclose(W.grad, W_expected, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(b.grad, b_expected, rtol=1e-13, atol=1e-14)
+
+
+def test_a_weight_used_by_linear_and_by_another_op_mixes_both_kinds_of_gradient():
+    W, b = _leaves()
+    loss = _unrolled(W, b, steps=3) + (W * W).sum()
+    loss.backward()
+    W2, b2 = _leaves()
+    a = tg.tensor(np.linspace(-1, 1, 12).reshape(3, 4))
+    for _ in range(3):
+        a = (a @ W2.T + b2).tanh()
+    (a.sum() + (W2 * W2).sum()).backward()
+    np.testing.assert_allclose(W.grad, W2.grad, rtol=1e-13)
+
+
+def test_row_sum_of_kinds_that_do_not_match_falls_back_to_arrays():
+    G, X = np.ones((2, 3)), np.arange(8.0).reshape(2, 4)
+    weight_grad, column_sums = RowSum(G, X), RowSum(np.ones((2, 4)))
+    total = add_grads(weight_grad, np.ones((3, 4)))
+    assert isinstance(total, np.ndarray)
+    np.testing.assert_array_equal(total, G.T @ X + 1)
+    np.testing.assert_array_equal(as_array(column_sums), [2, 2, 2, 2])
+
+
+def test_scatter_pieces_add_up_overlaps_and_repeats():
+    one, two = Scatter((4,), np.float64, slice(0, 2), np.array([1.0, 2.0]), False), \
+        Scatter((4,), np.float64, np.array([1, 1, 3]), np.array([10.0, 10.0, 5.0]), True)
+    total = add_grads(one, two)
+    np.testing.assert_array_equal(as_array(total), [1.0, 22.0, 0.0, 5.0])
+
+
+def test_slicing_every_step_of_a_sequence_gives_each_its_gradient():
+    xs = tg.tensor(np.random.default_rng(1).standard_normal((50, 2, 3)), requires_grad=True)
+    loss = xs[0].sum()
+    for t in range(1, 50):
+        loss = loss + (xs[t] * t).sum()
+    loss.backward()
+    np.testing.assert_array_equal(xs.grad, np.broadcast_to(
+        np.maximum(np.arange(50), 1)[:, None, None], (50, 2, 3)))
