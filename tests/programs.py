@@ -120,6 +120,24 @@ class Program:
         return "\n".join(lines)
 
 
+def make_program(leaves, instructions, also_in_loss=(), rng=None):
+    """A Program whose loss takes every value that no instruction consumes (so every
+    instruction's VJP is exercised) and the values ``also_in_loss`` (consumed ones add
+    fan-in at the loss), weighted by standard normal draws from ``rng``."""
+    leaves = [np.asarray(x, dtype=np.float64) for x in leaves]
+    instructions = [ins if isinstance(ins, Instruction) else Instruction(*ins)
+                    for ins in instructions]
+    consumed = {a for ins in instructions for a in ins.args if isinstance(a, int)}
+    n_values = len(leaves) + len(instructions)
+    outputs = [v for v in range(len(leaves), n_values) if v not in consumed]
+    outputs += [v for v in also_in_loss if v not in outputs]
+    values = run(Program(leaves, instructions, [], []), [tg.tensor(x) for x in leaves],
+                 TINYGRAPH_OPS)
+    rng = np.random.default_rng(0) if rng is None else rng
+    weights = [rng.standard_normal(values[o].shape) for o in outputs]
+    return Program(leaves, instructions, outputs, weights)
+
+
 def run(program, leaves, ops):
     """Every value of ``program`` (the leaves first), computed with the backend ``ops``."""
     values = list(leaves)
@@ -178,9 +196,9 @@ def _positive_operand(ins, arrays):
 
 
 def _near_tie(x, axis):
-    """Whether the top two entries of some reduced slice differ, but by < KINK_MARGIN.
+    """Whether some reduced slice has an entry below its maximum by less than KINK_MARGIN.
 
-    Exact ties are fine: they come from one value used twice (stack([v, v])) or from
+    Exact ties are fine: they come from one value used twice (concat([v, v])) or from
     relu's flat zeros, where max is smooth and the tie rule's g/k shares are exact.
     """
     axes = tuple(range(x.ndim)) if axis is None else tuple(
@@ -190,11 +208,9 @@ def _near_tie(x, axis):
     kept = [a for a in range(x.ndim) if a not in axes]
     slices = np.transpose(x, kept + list(axes)).reshape(
         int(np.prod([x.shape[a] for a in kept])), -1)
-    if slices.shape[1] < 2:
-        return False
-    top = np.sort(slices, axis=1)[:, -2:]
-    gap = top[:, 1] - top[:, 0]
-    return bool(np.any((gap > 0) & (gap < KINK_MARGIN)))
+    top = slices.max(axis=1, keepdims=True)
+    runner_up = np.where(slices < top, slices, -np.inf).max(axis=1, keepdims=True)
+    return bool(np.any(top - runner_up < KINK_MARGIN))
 
 
 # ---- the generator ------------------------------------------------------------------
@@ -213,8 +229,8 @@ def shapes_of_size(size, max_dims=MAX_DIMS):
 @st.composite
 def leaf_shapes(draw):
     """1-3 shapes that broadcast together: each keeps the trailing axes of one common
-    shape and sets some of them to 1. Sometimes one more leaf is a (k,) or (k, m)
-    matrix whose k is the common shape's last side, so matmul finds a partner."""
+    shape and sets some of them to 1. Sometimes a last one is instead a (k,) or (k, m)
+    matrix whose k is the common shape's last side, so that matmul finds a partner."""
     ndim = draw(st.sampled_from(range(1, MAX_DIMS + 1)))
     full = tuple(draw(st.sampled_from((2, 3, 1))) for _ in range(ndim))
     result = []
@@ -223,7 +239,7 @@ def leaf_shapes(draw):
         kept = full[len(full) - rank:]
         ones = draw(st.lists(st.booleans(), min_size=rank, max_size=rank))
         result.append(tuple(1 if one else n for n, one in zip(kept, ones)))
-    if full and len(result) < 3 and draw(st.booleans()):
+    if len(result) < 3 and draw(st.booleans()):
         k = full[-1]
         result.append(draw(st.sampled_from([(k,), (k, 1), (k, 2), (k, 3)])))
     return result
@@ -398,8 +414,9 @@ def _getitem(b, _):
         part = slice(start, b.draw(st.integers(start + 1, n)), b.draw(st.integers(1, 2)))
     elif kind == "int":
         part = b.draw(st.integers(-n, n - 1))
-    else:  # repeats allowed: their gradients must add up
-        part = np.array(b.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=4)))
+    else:  # with a repeat, half the time: the repeated places' gradients must add up
+        chosen = b.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=3))
+        part = np.array(chosen + chosen[:1] if b.draw(st.booleans()) else chosen)
     index = (slice(None),) * axis + (part,)
     return b.emit("getitem", (a,), positive=b.positive[a],
                   index=index if len(index) > 1 else part)
@@ -470,12 +487,6 @@ def programs(draw, max_instructions=8):
         GENERATORS[op](b, op)
     if not b.instructions:  # every draw was too large: fall back to one safe op
         b.emit("tanh", (b.pick(),))
-    # Every value no instruction consumes goes into the loss, so every instruction's
-    # VJP is exercised; a few consumed ones join them, adding fan-in at the loss.
-    consumed = {a for ins in b.instructions for a in ins.args if isinstance(a, int)}
-    sinks = [v for v in range(b.n_leaves, len(b.shapes)) if v not in consumed]
     extra = draw(st.lists(st.sampled_from(range(b.n_leaves, len(b.shapes))), max_size=2,
                           unique=True))
-    outputs = sinks + [v for v in extra if v not in sinks]
-    weights = [rng.standard_normal(b.shapes[o]) for o in outputs]
-    return Program(leaves, b.instructions, outputs, weights)
+    return make_program(leaves, b.instructions, extra, rng)
