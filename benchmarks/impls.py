@@ -74,7 +74,8 @@ def _build_tinygraph_unroll(problem):
     for name in PARAM_NAMES:
         _load(getattr(model, name), problem.params[name])
     xs = tg.tensor(problem.xs)
-    return _tinygraph_step([model], lambda: model(xs)[0], problem.targets,
+    # The loss needs only the logits; stacking the states too would copy T*B*n numbers.
+    return _tinygraph_step([model], lambda: model(xs, stack_states=False)[0], problem.targets,
                            {name: getattr(model, name) for name in PARAM_NAMES})
 
 

@@ -41,7 +41,7 @@ class ElmanRNN(RNNCell):
     ``model(xs, a0=None)`` returns ``(logits, states)``: logits o<t> stacked as
     (T, B, p) and states a<t> as (T, B, n). The list [a<1>, ..., a<T>] of the last
     call is kept in ``model.last_states`` (graph nodes: ``retain_grad()`` on them
-    shows dL/da<t> after backward), and [o<1>, ..., o<T>] in ``model.last_logits``.
+    shows dL/da<t> after backward).
     """
 
     def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh",
@@ -54,11 +54,16 @@ class ElmanRNN(RNNCell):
         bound = 1 / math.sqrt(hidden_size)
         self.W_ya = nn.uniform_parameter((output_size, hidden_size), bound, dtype)
         self.b_y = nn.uniform_parameter((output_size,), bound, dtype) if bias else None
-        self.last_states = self.last_logits = None
+        self.last_states = None
 
-    def forward(self, xs, a0=None):
+    def forward(self, xs, a0=None, stack_states=True):
         """xs (T, B, m) (or a list of T tensors (B, m)), a0 (B, n) or None for zeros.
-        Returns (logits (T, B, p), states (T, B, n)), both graph-connected."""
+        Returns (logits (T, B, p), states (T, B, n)), both graph-connected.
+
+        ``stack_states=False`` returns the states as the list [a<1>, ..., a<T>]
+        instead: stacking copies them, T*B*n numbers a long sequence may not want.
+        """
+        self.last_states = None  # let the previous call's graph go before building this one
         states = unroll(self, xs, a0)
         logits = []
         for t, a_t in enumerate(states, start=1):
@@ -66,8 +71,8 @@ class ElmanRNN(RNNCell):
                 o_t = self.output_layer(a_t)
             o_t.name = f"o<{t}>"
             logits.append(o_t)
-        self.last_states, self.last_logits = states, logits
-        return tg.stack(logits), tg.stack(states)
+        self.last_states = states
+        return tg.stack(logits), (tg.stack(states) if stack_states else states)
 
     def output_layer(self, a_t):
         """o<t> = W_ya a<t> + b_y, in rows: a_t (B, n) -> (B, p)."""

@@ -376,9 +376,10 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     if loss.size != 1:
         raise tg.ShapeError(f"trace: the loss must be a scalar, got shape {loss.shape}")
     run = Trace([loss], model, loss, output)
+    tensors = _kept_states(model)
     for states in run.graph.states.values():
         for state in states:
-            tensor = tensor_of(state)
+            tensor = tensors[state] if state in tensors else tensor_of(state)
             if tensor is not None:
                 tensor.retain_grad()
     if hasattr(model, "zero_grad"):
@@ -387,6 +388,16 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
         loss.backward()
     run.contributions = recorded
     return run
+
+
+def _kept_states(model):
+    """{node: tensor} for the state tensors the model kept from its last call
+    (``last_states``: a list, or a dict of lists, of tensors or (a, c) pairs)."""
+    kept = getattr(model, "last_states", None) or []
+    sequences = kept.values() if isinstance(kept, dict) else [kept]
+    tensors = [part for states in sequences for state in states
+               for part in (state if isinstance(state, tuple) else (state,))]
+    return {t.op: t for t in tensors if t.op is not None}
 
 
 def gradient_norms(model, xs, targets=None, loss_fn=None, a0=None):

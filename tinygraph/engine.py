@@ -16,7 +16,6 @@ Nodes do not hold the tensors they produced, only what their backward needs
 (``saved``), so intermediate arrays are released as soon as nothing needs them.
 After a backward the saved arrays are dropped unless ``retain_graph=True``.
 """
-import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -124,15 +123,22 @@ class Op:
     write into a saved intermediate fails at once.
     """
 
-    __slots__ = ("parents", "needs_grad", "saved", "out", "out_shape", "out_dtype", "scope",
-                 "versions", "freed", "__dict__")
+    __slots__ = ("parents", "needs_grad", "saved", "out_shape", "out_dtype", "out_name",
+                 "scope", "versions", "freed", "__dict__")
     saves_inputs = False
     saves_output = False
     # Rarely set, so kept as class defaults rather than written on every node.
     hooks = None          # functions called with the gradient arriving at the output
     retains_grad = False  # keep that gradient in the output tensor's .grad
     site = None           # 'file:line' of the user code that created the node (anomaly mode)
-    out_name = None       # the output tensor's name, kept for drawings
+    out_version = 0       # the output tensor's version (its data reassigned since?)
+    out_ref = None        # a weak reference to the output tensor, once retain_grad() asks
+
+    def output(self):
+        """The tensor this node computed, if ``retain_grad()`` registered it and it is
+        still alive; else None. (Nodes do not hold their outputs, so that intermediate
+        arrays can be freed as soon as nothing needs them.)"""
+        return None if self.out_ref is None else self.out_ref()
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -171,11 +177,11 @@ class Op:
             return out
         data.setflags(write=False)
         op.parents = tuple([t._node or t for t in inputs])
-        op.needs_grad = needs_grad
+        op.needs_grad = _share(needs_grad)
         op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
-        op.out = weakref.ref(out)
-        op.out_shape = data.shape
+        op.out_shape = _share(data.shape)
         op.out_dtype = data.dtype
+        op.out_name = None  # the output tensor's name, once it gets one (for drawings)
         op.scope = _scope
         op.freed = False
         out._requires_grad = True
@@ -184,6 +190,17 @@ class Op:
 
     def __repr__(self):
         return f"<{self.name} node>"
+
+
+_shared = {}
+
+
+def _share(small_tuple):
+    """One shared copy of equal tuples (shapes, flags): a long unroll records thousands
+    of nodes with the same ones. The cache is bounded, in case shapes keep changing."""
+    if len(_shared) > 10_000:
+        _shared.clear()
+    return _shared.setdefault(small_tuple, small_tuple)
 
 
 def toposort(root):
@@ -233,21 +250,23 @@ def _check_saved_versions(node):
     """Raise ``ModifiedError`` if a tensor whose array ``node`` saved has changed since."""
     if node.versions is not None:
         for i, (parent, saved_version) in enumerate(zip(node.parents, node.versions)):
-            tensor = parent.out() if isinstance(parent, Op) else parent
-            if tensor is not None and tensor._version != saved_version:
-                raise ModifiedError(_modified_message(node, f"input {i}", tensor, saved_version))
-    if type(node).saves_output:
-        tensor = node.out()
-        if tensor is not None and tensor._version != 0:
-            raise ModifiedError(_modified_message(node, "output", tensor, 0))
+            version = parent.out_version if isinstance(parent, Op) else parent._version
+            if version != saved_version:
+                raise ModifiedError(_modified_message(node, f"input {i}", parent, version,
+                                                      saved_version))
+    if node.saves_output and node.out_version != 0:
+        raise ModifiedError(_modified_message(node, "output", node, node.out_version, 0))
 
 
-def _modified_message(node, which, tensor, saved_version):
-    name = f"'{tensor.name}', " if tensor.name else ""
+def _modified_message(node, which, vertex, version, saved_version):
+    """``vertex``: the leaf tensor, or the node whose output it was."""
+    name, shape = ((vertex.out_name, vertex.out_shape) if isinstance(vertex, Op)
+                   else (vertex.name, vertex.shape))
+    name = f"'{name}', " if name else ""
     where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
     return (
         f"an array saved for backward has been modified: the {which} ({name}shape "
-        f"{tensor.shape}) of '{node.name}'{where} is at version {tensor._version}; "
+        f"{shape}) of '{node.name}'{where} is at version {version}; "
         f"expected version {saved_version}. Its data was changed between the forward "
         f"pass and backward, e.g. by optimizer.step() or an assignment to .data before "
         f"loss.backward(). Call backward() first, or run the forward pass again.")
@@ -312,7 +331,7 @@ def backward(root, grad=None, retain_graph=False):
         if vertex.hooks:
             grad = _run_hooks(vertex.hooks, grad)
         if vertex.retains_grad:
-            tensor = vertex.out()
+            tensor = vertex.output()
             if tensor is not None:
                 _accumulate(tensor, grad)
         parent_grads = vertex.backward(grad)

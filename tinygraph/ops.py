@@ -171,27 +171,27 @@ class Linear(Op):
         # One (rows x in) @ (in x out) product: np.matmul on a stack of matrices would
         # loop over the stack.
         rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
-        self.saved = rows, W
-        self.x_shape, self.b_shape = x.shape, None if b is None else b.shape
+        # (The shapes ride along in ``saved``: a long unroll has many linear nodes.)
+        self.saved = rows, W, x.shape, None if b is None else b.shape
         out = rows @ W.T
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
         return out if b is None else out + b
 
     def backward(self, g):
-        rows, W = self.saved
+        rows, W, x_shape, b_shape = self.saved
         g_rows = g if g.ndim == 2 else g.reshape(-1, W.shape[0])
         gx = gb = None
         if self.needs_grad[0]:
             gx = g_rows @ W
-            if len(self.x_shape) != 2:
-                gx = gx.reshape(self.x_shape)
+            if len(x_shape) != 2:
+                gx = gx.reshape(x_shape)
         gW = RowSum(g_rows, rows) if self.needs_grad[1] else None
         if len(self.needs_grad) == 2:
             return gx, gW
         if self.needs_grad[2]:
-            per_row = self.b_shape == (W.shape[0],)
-            gb = RowSum(g_rows) if per_row else unbroadcast(g, self.b_shape)
+            per_row = b_shape == (W.shape[0],)
+            gb = RowSum(g_rows) if per_row else unbroadcast(g, b_shape)
         return gx, gW, gb
 
 
@@ -437,13 +437,15 @@ class LogSoftmax(Op):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        out = x - np.max(x, axis=axis, keepdims=True)
+        out -= np.log(np.sum(np.exp(out), axis=axis, keepdims=True))  # in place: less memory
         self.saved = out
         return out
 
     def backward(self, g):
-        return (g - np.exp(self.saved) * np.sum(g, axis=self.axis, keepdims=True),)
+        grad = np.exp(self.saved)  # softmax(x), then turned into the gradient in place
+        grad *= np.sum(g, axis=self.axis, keepdims=True)
+        return (np.subtract(g, grad, out=grad),)
 
 
 # ---- public functions -----------------------------------------------------------

@@ -3,6 +3,8 @@
 Arithmetic on tensors runs the primitive ops of ``ops.py``; when any input requires
 grad the result remembers its op, and ``backward()`` follows those records back.
 """
+import weakref
+
 import numpy as np
 
 from . import engine
@@ -64,6 +66,8 @@ class Tensor:
                 f"cannot assign {array.dtype} data to a tensor that requires grad")
         self._data = array
         self._version += 1
+        if self._node is not None:
+            self._node.out_version = self._version  # backward checks it, see engine
 
     @property
     def name(self):
@@ -163,6 +167,7 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self._node is not None:
             self._node.retains_grad = True
+            self._node.out_ref = weakref.ref(self)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` with the gradient arriving at this tensor in each backward.

@@ -124,8 +124,9 @@ def vertex_of(tensor):
 
 
 def tensor_of(vertex):
-    """The tensor a vertex stands for, or None once an op's output has been released."""
-    return vertex.out() if isinstance(vertex, Op) else vertex
+    """The tensor a vertex stands for: a leaf itself; for an op node its output, if
+    retain_grad() registered it (else None: the node's out_name/out_shape describe it)."""
+    return vertex.output() if isinstance(vertex, Op) else vertex
 
 
 def grad_of(vertex):
