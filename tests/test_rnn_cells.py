@@ -1,5 +1,6 @@
 """Cells, unroll and the notes' ElmanRNN: formulas, shapes, the unrolled graph, gradients."""
 import contextlib
+import weakref
 
 import numpy as np
 import pytest
@@ -298,6 +299,24 @@ def test_elman_rnn_returns_logits_and_states_over_time(rng):
     np.testing.assert_allclose(
         logits.data, states.data @ model.W_ya.data.T + model.b_y.data, rtol=1e-14)
     np.testing.assert_array_equal(states.data[-1], rnn.unroll(model, xs)[-1].data)
+
+
+def test_elman_rnn_can_return_its_states_unstacked(rng):
+    model = rnn.ElmanRNN(3, 4, 2)
+    xs = randn(rng, 5, 2, 3)
+    stacked_logits, stacked = model(xs)
+    logits, states = model(xs, stack_states=False)
+    assert isinstance(states, list) and len(states) == 5
+    np.testing.assert_array_equal(np.stack([a.data for a in states]), stacked.data)
+    np.testing.assert_array_equal(logits.data, stacked_logits.data)
+
+
+def test_elman_rnn_lets_the_previous_graph_go_when_called_again(rng):
+    model = rnn.ElmanRNN(3, 4, 2)
+    model(randn(rng, 4, 2, 3))
+    first = weakref.ref(model.last_states[0])
+    model(randn(rng, 4, 2, 3))
+    assert first() is None
 
 
 def test_elman_rnn_keeps_the_per_step_states(rng):
