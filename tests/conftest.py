@@ -6,7 +6,11 @@ shared and noisy. For a longer search: ``HYPOTHESIS_PROFILE=long python -m pytes
 """
 import os
 
-from hypothesis import HealthCheck, settings
+# The tests use small arrays, where a second BLAS thread only waits on the first (and,
+# on a busy machine, waits long). NumPy reads this once, when it is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
