@@ -242,3 +242,13 @@ def test_a_custom_op_returning_a_wrongly_shaped_gradient_is_caught_at_the_leaf()
     with pytest.raises(tg.ShapeError, match="returned the wrong shape"):
         Broken.apply(x).sum().backward()
     assert x.grad is None
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_detected():
+    W = tg.nn.Parameter(np.ones((3, 3)), name="W_aa")
+    optimizer = tg.optim.SGD([W], lr=0.1)
+    (W * 2.0).sum().backward()             # last iteration's gradient is still there
+    loss = (tg.tensor(np.ones((2, 3))) @ W).tanh().sum()
+    optimizer.step()                       # changes W while `loss` still needs it
+    with pytest.raises(tg.ModifiedError, match="'W_aa', shape \\(3, 3\\)\\) of 'matmul'"):
+        loss.backward()

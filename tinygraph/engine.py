@@ -285,7 +285,8 @@ def backward(root, grad=None, retain_graph=False):
 
     ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
     Unless ``retain_graph`` is true, each node's saved arrays are released as soon as
-    its backward has run.
+    its backward has run. A leaf that ``root`` does not depend on is not touched: its
+    ``.grad`` stays None (not zeros), which tells a parameter the loss never used.
     """
     global backward_count
     if not root._requires_grad:
