@@ -37,8 +37,8 @@ CONSTANTS = (0.5, -1.25, 2.0)
 # ---- the two backends -----------------------------------------------------------------
 TINYGRAPH_OPS = {
     "add": tg.add, "sub": tg.sub, "mul": tg.mul, "div": tg.div, "pow": tg.pow,
-    "matmul": tg.matmul, "neg": tg.neg, "exp": tg.exp, "log": tg.log, "tanh": tg.tanh,
-    "sigmoid": tg.sigmoid, "relu": tg.relu,
+    "matmul": tg.matmul, "linear": tg.linear, "neg": tg.neg, "exp": tg.exp, "log": tg.log, "tanh": tg.tanh,
+    "sigmoid": tg.sigmoid, "relu": tg.relu, "softplus": tg.softplus,
     "sum": tg.sum, "mean": tg.mean, "max": tg.max,
     "reshape": tg.reshape, "transpose": tg.transpose, "getitem": tg.getitem,
     "concat": lambda *xs, axis: tg.concat(xs, axis),
@@ -61,9 +61,11 @@ def torch_ops(torch):
 
     return {
         "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-        "pow": torch.pow, "matmul": torch.matmul, "neg": torch.neg, "exp": torch.exp,
-        "log": torch.log, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-        "relu": torch.relu,
+        "pow": torch.pow, "matmul": torch.matmul, "linear": torch.nn.functional.linear,
+        "neg": torch.neg, "exp": torch.exp, "log": torch.log, "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid, "relu": torch.relu,
+        # log(1 + e^x) exactly: torch's softplus turns linear above x = 20
+        "softplus": lambda x: torch.logaddexp(x, torch.zeros_like(x)),
         "sum": lambda x, axis, keepdims: torch.sum(x, dim=axis, keepdim=keepdims),
         "mean": lambda x, axis, keepdims: torch.mean(x, dim=axis, keepdim=keepdims),
         "max": lambda x, axis, keepdims: torch.amax(x, dim=all_axes(x, axis),
@@ -341,7 +343,7 @@ def _unary(b, op):
     a = b.pick()
     if op == "log":
         a = b.positive_version(a)
-    return b.emit(op, (a,), positive=op in ("exp", "sigmoid"))
+    return b.emit(op, (a,), positive=op in ("exp", "sigmoid", "softplus"))
 
 
 def _matmul(b, _):
@@ -355,6 +357,24 @@ def _matmul(b, _):
         right = a if ndim == 1 else b.emit(
             "transpose", (a,), axes=tuple(range(ndim - 2)) + (ndim - 1, ndim - 2))
     return b.emit("matmul", (a, right))
+
+
+def _linear(b, _):
+    x = b.pick(lambda i: len(b.shapes[i]) >= 1)
+    if x is None:
+        return None
+    features = b.shapes[x][-1]
+    W = b.pick(lambda i: len(b.shapes[i]) == 2 and b.shapes[i][1] == features)
+    if W is None or b.draw(st.integers(0, 3)) == 0:
+        W = b.emit("reshape", (x,), shape=(-1, features))  # x's rows as the weight
+    out_shape = b.shapes[x][:-1] + b.shapes[W][:1]
+    kind = b.draw(st.sampled_from(["none", "value", "row sums"]))
+    bias = None
+    if kind == "value":  # any value that broadcasts to the output's shape
+        bias = b.pick(lambda i: _broadcast(out_shape, b.shapes[i]) == out_shape)
+    elif kind == "row sums":  # shape (out,), and W used twice
+        bias = b.emit("sum", (W,), axis=1, keepdims=False)
+    return b.emit("linear", (x, W) if bias is None else (x, W, bias))
 
 
 def _matmul_fits(shape_a, shape_b):
@@ -396,8 +416,11 @@ def _transpose(b, _):
     a = b.pick() if a is None else a
     ndim = len(b.shapes[a])
     identity = tuple(range(ndim))
-    axes = None if b.draw(st.integers(0, 4)) == 0 else b.draw(
-        st.permutations(identity).map(tuple).filter(lambda p: ndim < 2 or p != identity))
+    axes = tuple(b.draw(st.permutations(identity)))
+    if axes == identity:  # a rotation instead: the identity tests nothing
+        axes = identity[1:] + identity[:1]
+    if b.draw(st.integers(0, 4)) == 0:
+        axes = None  # reversed, as .T
     return b.emit("transpose", (a,), positive=b.positive[a], axes=axes)
 
 
@@ -467,7 +490,7 @@ def _log_softmax(b, _):
 GENERATORS = {
     "add": _elementwise, "sub": _elementwise, "mul": _elementwise, "div": _div,
     "neg": _unary, "exp": _unary, "log": _unary, "tanh": _unary, "sigmoid": _unary,
-    "relu": _unary, "pow": _pow, "matmul": _matmul,
+    "relu": _unary, "softplus": _unary, "pow": _pow, "matmul": _matmul, "linear": _linear,
     "sum": _reduction_op, "mean": _reduction_op, "max": _reduction_op,
     "reshape": _reshape, "transpose": _transpose, "getitem": _getitem,
     "concat": _join, "stack": _join, "where": _where, "log_softmax": _log_softmax,
@@ -484,7 +507,11 @@ def programs(draw, max_instructions=8):
     # sampled_from draws the count uniformly; st.integers would favour short programs
     for _ in range(draw(st.sampled_from(range(1, max_instructions + 1)))):
         op = draw(st.sampled_from(sorted(GENERATORS)))
-        GENERATORS[op](b, op)
+        if GENERATORS[op](b, op) is not None and draw(st.integers(0, 3)) == 0:
+            # The same instruction again: two nodes with the same inputs stay two nodes
+            # (identity, not structure), and both of their gradients reach the inputs.
+            ins = b.instructions[-1]
+            b.emit(ins.op, ins.args, positive=b.positive[-1], **ins.params)
     if not b.instructions:  # every draw was too large: fall back to one safe op
         b.emit("tanh", (b.pick(),))
     extra = draw(st.lists(st.sampled_from(range(b.n_leaves, len(b.shapes))), max_size=2,
