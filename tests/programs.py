@@ -37,8 +37,8 @@ CONSTANTS = (0.5, -1.25, 2.0)
 # ---- the two backends -----------------------------------------------------------------
 TINYGRAPH_OPS = {
     "add": tg.add, "sub": tg.sub, "mul": tg.mul, "div": tg.div, "pow": tg.pow,
-    "matmul": tg.matmul, "linear": tg.linear, "neg": tg.neg, "exp": tg.exp, "log": tg.log, "tanh": tg.tanh,
-    "sigmoid": tg.sigmoid, "relu": tg.relu, "softplus": tg.softplus,
+    "matmul": tg.matmul, "linear": tg.linear, "neg": tg.neg, "exp": tg.exp, "log": tg.log,
+    "tanh": tg.tanh, "sigmoid": tg.sigmoid, "relu": tg.relu, "softplus": tg.softplus,
     "sum": tg.sum, "mean": tg.mean, "max": tg.max,
     "reshape": tg.reshape, "transpose": tg.transpose, "getitem": tg.getitem,
     "concat": lambda *xs, axis: tg.concat(xs, axis),
@@ -59,9 +59,15 @@ def torch_ops(torch):
             return tuple(torch_index(part) for part in index)
         return torch.from_numpy(index) if isinstance(index, np.ndarray) else index
 
+    def linear(x, W, b=None):
+        # not F.linear: it rejects biases with more axes than (out,) that still
+        # broadcast to the output, which tinygraph's linear accepts
+        out = torch.matmul(x, W.T)
+        return out if b is None else out + b
+
     return {
         "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-        "pow": torch.pow, "matmul": torch.matmul, "linear": torch.nn.functional.linear,
+        "pow": torch.pow, "matmul": torch.matmul, "linear": linear,
         "neg": torch.neg, "exp": torch.exp, "log": torch.log, "tanh": torch.tanh,
         "sigmoid": torch.sigmoid, "relu": torch.relu,
         # log(1 + e^x) exactly: torch's softplus turns linear above x = 20
@@ -101,7 +107,8 @@ def _show(value):
     if isinstance(value, np.ndarray):
         return f"np.array({value.tolist()})"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        trailing_comma = "," if len(value) == 1 else ""
+        return "(" + ", ".join(_show(v) for v in value) + trailing_comma + ")"
     return repr(value)
 
 

@@ -2,9 +2,10 @@
 differences and against PyTorch running the same program.
 
 A program chains the primitive ops over leaves of broadcast-compatible shapes and
-reuses intermediate values (fan-in), the three things small engines get wrong. Each
-property runs FUZZ_EXAMPLES programs (200 by default, derandomized under the "ci"
-profile). For a longer search with fresh programs every run:
+reuses intermediate values (fan-in): broadcasting and reuse are where small engines'
+gradients most often go wrong. Each property runs FUZZ_EXAMPLES programs (200 by
+default, derandomized under the "ci" profile) after the hand-written KNOWN_BUGS. For a
+longer search with fresh programs every run:
 
     TINYGRAPH_FUZZ_EXAMPLES=5000 HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py
 
