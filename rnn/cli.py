@@ -647,8 +647,8 @@ def make_parser():
                               help="time steps T per sequence (default: 25)")
     train_parser.add_argument("--batch", type=positive_int, default=16,
                               help="sequences per step (default: 16)")
-    train_parser.add_argument("--steps", type=positive_int, default=6000,
-                              help="training steps (default: 6000, or what --max-time "
+    train_parser.add_argument("--steps", type=positive_int, default=12000,
+                              help="training steps (default: 12000, or what --max-time "
                                    "allows)")
     train_parser.add_argument("--max-time", type=nonnegative_float, default=60.0,
                               help="stop after this many seconds even if steps remain; "
