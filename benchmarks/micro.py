@@ -80,7 +80,7 @@ def per_op(make_chain, kind, ops, repeats):
     for _ in range(repeats):
         seconds, y = _timed(forward)
         forward_times.append(seconds / ops)
-        seconds, _ = _timed(lambda: backward(y))
+        seconds, _ = _timed(lambda y=y: backward(y))
         backward_times.append(seconds / ops)
         del y
     return {"forward": statistics.median(forward_times),

@@ -61,7 +61,7 @@ def batched(params, xs, targets):
     """Loss and gradients with everything but the recurrence batched over time."""
     W_ax, W_aa, b_a, W_ya, b_y = (params[k] for k in ("W_ax", "W_aa", "b_a", "W_ya", "b_y"))
     T, B, m = xs.shape
-    n, p = W_aa.shape[0], W_ya.shape[0]
+    n = W_aa.shape[0]
     x_proj = (xs.reshape(T * B, m) @ W_ax.T + b_a).reshape(T, B, n)
     states = np.empty((T, B, n))
     a_prev = np.zeros((B, n))

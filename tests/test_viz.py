@@ -1,5 +1,4 @@
 """tinygraph.viz: the DOT drawn for recorded graphs, asserted on its structure."""
-import os
 import pathlib
 import re
 import shutil

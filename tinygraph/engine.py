@@ -91,11 +91,6 @@ def record_contributions():
         _recorders.remove(contributions)
 
 
-def current_scope():
-    """The tuple of scope labels that nodes created now would get."""
-    return _scope
-
-
 class ShapeError(ValueError):
     """An op was given inputs whose shapes do not fit together."""
 
