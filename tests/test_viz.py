@@ -248,6 +248,26 @@ def test_log_scale_buckets():
     assert fixed.bucket(1.0) == 5 and fixed.color(1.0) == "/reds9/5"
 
 
+def test_log_scale_puts_inf_and_nan_norms_in_the_darkest_bucket_and_out_of_the_range():
+    scale = viz.LogScale([1e-3, 1.0, float("inf"), float("nan")])
+    assert (scale.lo, scale.hi) == (-3.0, 0.0)
+    assert [scale.bucket(v) for v in (1e-3, 1.0, float("inf"), float("nan"))] == [1, 9, 9, 9]
+
+
+def test_an_overflowed_gradient_is_drawn_with_its_value_not_a_crash():
+    x = tg.tensor(np.array([0.0, 1.0]), requires_grad=True, name="x")
+    with np.errstate(divide="ignore"):
+        y = x.log()                           # dlog/dx at 0 is 1/0 = inf
+        y.name = "y"
+        y.retain_grad()
+        (y * 2.0).sum().backward()
+    dot = viz.to_dot(y, grads=True)
+    labels = nodes(dot)
+    assert "‖grad‖ = inf" in labels[node_named(dot, "x")]
+    assert 'BGCOLOR="/reds9/9"' in labels[node_named(dot, "x")]
+    assert "‖grad‖ = 2.828e+00" in labels[node_named(dot, "y")]
+
+
 # ---- backward view -----------------------------------------------------------------------------
 def test_backward_view_numbers_nodes_in_toposort_order():
     *_, loss = small_net()

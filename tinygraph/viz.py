@@ -56,6 +56,7 @@ import graphviz
 import numpy as np
 
 from .engine import Op, toposort
+from .nn import Parameter
 from .tensor import Tensor
 
 INSTALL_HINT = (
@@ -138,13 +139,7 @@ def grad_of(vertex):
 
 def is_parameter(leaf):
     """A leaf that requires grad, or an ``nn.Parameter`` (even a frozen one)."""
-    if leaf.requires_grad:
-        return True
-    try:
-        from .nn import Parameter
-    except ImportError:  # tinygraph.nn is optional for drawing
-        return False
-    return isinstance(leaf, Parameter)
+    return leaf.requires_grad or isinstance(leaf, Parameter)
 
 
 def kind_of(vertex, roots):
@@ -237,11 +232,14 @@ class LogScale:
     ``lo`` and ``hi`` default to the smallest and largest log10 of the positive
     ``values``; pass them explicitly to compare several figures (animation frames).
     The smallest norm gets bucket 1 (lightest), the largest bucket n; a zero norm
-    gets bucket 1, and when all norms are equal they all get bucket n.
+    gets bucket 1, and when all norms are equal they all get bucket n. An inf or
+    nan norm (an overflowed, exploding gradient) gets bucket n and is left out of
+    the range, so that the finite norms keep their spread.
     """
 
     def __init__(self, values, scheme="reds", n=9, lo=None, hi=None):
-        logs = [math.log10(v) for v in values if v is not None and v > 0]
+        logs = [math.log10(v) for v in values
+                if v is not None and v > 0 and math.isfinite(v)]
         self.scheme, self.n = scheme, n
         self.lo = lo if lo is not None else min(logs, default=0.0)
         self.hi = hi if hi is not None else max(logs, default=0.0)
@@ -249,7 +247,7 @@ class LogScale:
     def bucket(self, value):
         if value <= 0:
             return 1
-        if self.hi <= self.lo:
+        if self.hi <= self.lo or not math.isfinite(value):
             return self.n
         position = (math.log10(value) - self.lo) / (self.hi - self.lo)
         return min(self.n, max(1, 1 + round(position * (self.n - 1))))
