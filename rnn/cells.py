@@ -15,8 +15,10 @@ and a_prev (B, n),
 Every cell is written in two halves:
 
 - ``project(x)``: the input's share x W_ax^T (+ b_ax), which does not depend on the
-  state (so it also takes a whole sequence (T, B, m) at once);
-- ``recur(x_proj, state)``: the rest, the recurrence proper.
+  state (so it also takes a whole sequence (T, B, m) at once). ``RNNCell`` folds
+  every bias into it (x W_ax^T + b_a), since none of its biases depends on the state;
+- ``recur(x_proj, state)``: the rest, the recurrence proper (for ``RNNCell`` one
+  ``tg.linear`` node a_prev W_aa^T + x_proj, then g1).
 
 ``cell.step(x_t, state)`` is ``recur(project(x_t), state)``: the literal per-step graph
 of the notes, with W_ax used at every step. ``cell(x_t, state=None)`` is the same with
@@ -50,6 +52,7 @@ class Cell(nn.Module):
     """
 
     gates = 1
+    state_names = ("a",)  # the parts of the state; LSTMCell's is the pair (a, c)
 
     def __init__(self, input_size, hidden_size, bias=True, split_bias=True,
                  dtype=np.float64):
@@ -107,6 +110,13 @@ class Cell(nn.Module):
 
     def _check_state(self, state, batch_size):
         parts = state if isinstance(state, tuple) else (state,)
+        # a lone tensor given to an LSTM cell would unpack along its batch axis
+        if isinstance(state, tuple) != (len(self.state_names) > 1) or \
+                len(parts) != len(self.state_names):
+            expected = ("one tensor a_prev" if len(self.state_names) == 1
+                        else "the pair (a_prev, c_prev)")
+            got = f"a tuple of {len(parts)}" if isinstance(state, tuple) else "one tensor"
+            raise TypeError(f"{type(self).__name__}: the state must be {expected}, got {got}")
         for part in parts:
             if part.shape != (batch_size, self.hidden_size):
                 raise tg.ShapeError(
@@ -195,6 +205,7 @@ class LSTMCell(Cell):
     """
 
     gates = 4
+    state_names = ("a", "c")
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
         super().__init__(input_size, hidden_size, bias, split_bias=True, dtype=dtype)

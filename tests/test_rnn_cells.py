@@ -185,6 +185,24 @@ def test_lstm_cell_state_defaults_to_zero_pair(rng):
         np.testing.assert_array_equal(got.data, want.data)
 
 
+def test_lstm_cell_rejects_one_tensor_as_its_state(rng):
+    # with a batch of 2, unpacking (a_prev, c_prev) from one tensor would split its rows
+    cell = rnn.LSTMCell(3, 2)
+    with pytest.raises(TypeError, match=r"LSTMCell.*pair \(a_prev, c_prev\).*one tensor"):
+        cell(randn(rng, 2, 3), randn(rng, 2, 2))
+
+
+def test_unroll_of_an_lstm_cell_rejects_one_tensor_as_a0(rng):
+    with pytest.raises(TypeError, match=r"LSTMCell.*pair"):
+        rnn.unroll(rnn.LSTMCell(3, 2), randn(rng, 4, 2, 3), a0=randn(rng, 2, 2))
+
+
+def test_gru_cell_rejects_a_pair_as_its_state(rng):
+    cell = rnn.GRUCell(3, 2)
+    with pytest.raises(TypeError, match=r"GRUCell.*one tensor a_prev.*tuple of 2"):
+        cell(randn(rng, 2, 3), (randn(rng, 2, 2), randn(rng, 2, 2)))
+
+
 def test_lstm_cell_gradcheck(rng):
     cell = rnn.LSTMCell(2, 3)
 
