@@ -16,10 +16,11 @@ state dict maps onto them by a rename, with no transpose:
     weight_ih_l0 -> l0.W_ax     weight_hh_l0 -> l0.W_aa
     bias_ih_l0   -> l0.b_ax     bias_hh_l0   -> l0.b_aa     *_reverse -> l0_reverse.*
 
-For speed, a layer projects the inputs of all T steps at once (x W_ax^T + b_ax for
-the whole (T, B, m) sequence, one ``tg.linear`` node) and runs only the recurrence
-step by step, each step reading its slice of that projection; the engine sums the
-weight gradients of all steps in one matrix product.
+For speed, a layer projects the inputs of all T steps at once (``cell.project``:
+x W_ax^T + b_ax for the whole (T, B, m) sequence, one ``tg.linear`` node; the RNN
+folds b_aa in too) and calls ``cell.recur`` step by step, each step reading its
+slice of that projection; the engine sums the weight gradients of all steps in one
+matrix product.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -252,15 +253,13 @@ class _RecurrentLayer(nn.Module):
             return np.arange(steps)[:, None] < lengths[None, :]
         if mask is not None:
             mask = np.asarray(_as_array(mask), dtype=bool)
-            expected = (steps, batch)
-            if unbatched:
-                mask = mask.reshape(-1, 1)
-            elif self.batch_first:
-                mask, expected = mask.T, (batch, steps)
-            if mask.shape != (steps, batch):
+            expected = ((steps,) if unbatched else (batch, steps) if self.batch_first
+                        else (steps, batch))
+            if mask.shape != expected:  # the user's layout, before any transpose
                 raise tg.ShapeError(f"{name}: mask must have shape {expected}, "
                                     f"got {mask.shape}")
-            return mask
+            return mask.reshape(steps, 1) if unbatched else mask.T if self.batch_first \
+                else mask
         return None
 
     def _initial_states(self, hx, batch, dtype, unbatched):

@@ -146,8 +146,19 @@ def test_lengths_must_fit_the_sequence(rng):
 
 def test_mask_must_have_the_inputs_layout(rng):
     layer = rnn.RNN(3, 4, batch_first=True)
-    with pytest.raises(tg.ShapeError, match=r"\(2, 5\)"):
+    with pytest.raises(tg.ShapeError, match=r"shape \(2, 5\), got \(5, 2\)"):
         layer(randn(rng, 2, 5, 3), mask=np.ones((5, 2), dtype=bool))
+
+
+def test_mask_of_an_unbatched_sequence_is_one_flag_per_step(rng):
+    layer = rnn.RNN(3, 4)
+    x = randn(rng, 5, 3)
+    by_mask, h_mask = layer(x, mask=np.arange(5) < 3)
+    by_lengths, h_lengths = layer(x, lengths=np.array([3]))
+    np.testing.assert_array_equal(by_mask.data, by_lengths.data)
+    np.testing.assert_array_equal(h_mask.data, h_lengths.data)
+    with pytest.raises(tg.ShapeError, match=r"shape \(5,\), got \(5, 2\)"):
+        layer(x, mask=np.ones((5, 2), dtype=bool))
 
 
 @pytest.mark.parametrize("layer_class", [rnn.LSTM, rnn.GRU])
