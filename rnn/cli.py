@@ -76,9 +76,8 @@ class Stacked(nn.Module):
                                         bidirectional=bidirectional)
         width = (2 if bidirectional else 1) * hidden_size
         bound = 1 / math.sqrt(width)
-        self.W_ya = tg.init.uniform_(nn.Parameter(np.empty((output_size, width))),
-                                     -bound, bound)
-        self.b_y = tg.init.uniform_(nn.Parameter(np.empty(output_size)), -bound, bound)
+        self.W_ya = nn.uniform_parameter((output_size, width), bound)
+        self.b_y = nn.uniform_parameter((output_size,), bound)
 
     def forward(self, xs, state=None):
         """(logits (T, B, p), h_n): the layer's outputs through the output layer."""
@@ -241,9 +240,9 @@ def model_config(args, task):
 
 def check_resume(config, resumed, path):
     keys = ("task", "model", "input_size", "hidden", "output_size", "layers",
-            "bidirectional", "vocab")
+            "bidirectional")
     different = [f"{key} {resumed.get(key)!r} (asked for {config[key]!r})"
-                 for key in keys if resumed.get(key) != config[key] and key != "vocab"]
+                 for key in keys if resumed.get(key) != config[key]]
     if resumed.get("vocab") != config["vocab"]:
         different.append("its vocabulary (it was trained on another text)")
     if different:
@@ -586,35 +585,41 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text):
+def _whole_number(text, least):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text} must be at least {least}")
     return value
 
 
+def positive_int(text):
+    return _whole_number(text, 1)
+
+
 def nonnegative_int(text):
-    return 0 if text.strip() == "0" else positive_int(text)
+    return _whole_number(text, 0)
 
 
-def positive_float(text):
+def _number(text, zero_allowed):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        kind = "a finite number >= 0" if zero_allowed else "a positive number"
+        raise argparse.ArgumentTypeError(f"{text} must be {kind}")
     return value
 
 
+def positive_float(text):
+    return _number(text, zero_allowed=False)
+
+
 def nonnegative_float(text):
-    try:
-        return 0.0 if float(text) == 0 else positive_float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return _number(text, zero_allowed=True)
 
 
 def add_model_arguments(parser, hidden):

@@ -79,6 +79,9 @@ def test_params_bidirectional_output_layer_reads_both_directions(capsys):
     (["train", "--task", "chars", "--bidirectional", "--model", "gru"], "next character"),
     (["params", "--input", "10", "--hidden", "20"], "--output"),
     (["train", "--task", "copy", "--seq-len", "2"], "--seq-len"),
+    (["train", "--tbptt", "-1"], "-1 must be at least 0"),
+    (["train", "--clip", "-1"], "-1 must be a finite number >= 0"),
+    (["train", "--lr", "0"], "0 must be a positive number"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, word):
     status, _, err = run(capsys, *argv)
