@@ -635,7 +635,7 @@ class _Figure:
             title = None
             if leaf in g.cuts:
                 title = describe(leaf)[0] + " " + small(escape("detached"), CUT_COLOR)
-            elif leaf.name is None:
+            elif leaf.name is None and leaf.ndim > 0:  # not a 0-d constant, such as GRU's 1 - z
                 title = f"<B>{escape(f'x<{t}>')}</B>"
             inputs.append(self._vertex_node(leaf, place, title))
         cell = [v for v in g.ops(key) if v in g.cell_part]

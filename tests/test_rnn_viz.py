@@ -137,6 +137,15 @@ def test_labels_hold_names_and_shapes():
     assert f"({B}, {M})" in labels[node_titled(dot, "x&lt;2&gt;")]
 
 
+def test_a_scalar_constant_in_a_step_shows_its_value_not_the_name_x_t():
+    tg.manual_seed(0)
+    xs, _ = data()
+    dot = rv.to_dot(rnn.GRU(M, N), xs)            # a<t> = (1 - z) * n + z * a<t-1>
+    assert "x&lt;" not in dot.source              # the GRU's x<t> enter through one batched op
+    ones = [label for label in nodes(dot).values() if "<B>1</B>" in label]
+    assert len(ones) == T and all("constant" in label for label in ones)
+
+
 def test_the_same_program_gives_byte_identical_dot():
     def figure():
         xs, ys = data()
