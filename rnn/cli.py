@@ -54,7 +54,7 @@ class Elman(ElmanRNN):
 
     def run(self, xs, state=None):
         """Per-step logits o<t> (T, B, p) and the last state a<T> (B, n)."""
-        logits, _ = self(xs, state)
+        logits, _ = self(xs, state, stack_states=False)
         return logits, self.last_states[-1]
 
     def run_last(self, xs):
@@ -82,7 +82,7 @@ class Stacked(nn.Module):
     def forward(self, xs, state=None):
         """(logits (T, B, p), h_n): the layer's outputs through the output layer."""
         out, h_n = self.layers(xs, state)
-        return out @ self.W_ya.T + self.b_y, h_n
+        return tg.linear(out, self.W_ya, self.b_y), h_n
 
     def run(self, xs, state=None):
         return self(xs, state)
@@ -94,7 +94,7 @@ class Stacked(nn.Module):
         h_n = h_n[0] if isinstance(h_n, tuple) else h_n
         directions = 2 if self.layers.bidirectional else 1
         last = h_n[-1] if directions == 1 else tg.concat([h_n[-2], h_n[-1]], axis=1)
-        return last @ self.W_ya.T + self.b_y
+        return tg.linear(last, self.W_ya, self.b_y)
 
 
 def build_model(config):

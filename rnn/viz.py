@@ -253,10 +253,6 @@ class Gradients:
     outside: dict
     grads: dict
 
-    @property
-    def T(self):
-        return len(next(iter(self.state_norms.values()), ()))
-
 
 def _gradients(graph, recorded, names):
     T = max(graph.times, default=0)
@@ -382,8 +378,9 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
             tensor = tensors[state] if state in tensors else tensor_of(state)
             if tensor is not None:
                 tensor.retain_grad()
-    if hasattr(model, "zero_grad"):
-        model.zero_grad()
+    for vertex in run.graph.order:  # every leaf the loss reaches, model or not
+        if not isinstance(vertex, Op):
+            vertex.grad = None
     with tg.record_contributions() as recorded:
         loss.backward()
     run.contributions = recorded
@@ -600,7 +597,8 @@ class _Figure:
                 row(f"t={t}: {norms[t - 1]:.2e} ({share(norms[t - 1]):.1%})", norms[t - 1],
                     f"t{t}")
             if elided and t == self.elided[0] - 1:
-                summed = np.linalg.norm(per_step[[s - 1 for s in elided]])
+                # the norm of the elided steps' summed contribution
+                summed = np.linalg.norm(per_step[[s - 1 for s in elided]].sum(axis=0))
                 row(f"t={_ranges(elided)}: {summed:.2e} "
                     f"({share(norms[[s - 1 for s in elided]].sum()):.1%})", summed, None)
         if np.any(outside):

@@ -356,3 +356,19 @@ def test_gradients_of_a_forward_only_drawing_are_refused():
     run = rv.Trace(list(elman()(tg.tensor(xs))))
     with pytest.raises(RuntimeError, match="backward"):
         run.gradients()
+
+
+def test_trace_clears_old_gradients_even_for_a_model_without_zero_grad():
+    class Bare:  # a plain callable that unrolls a cell: no Module, no zero_grad()
+        def __init__(self):
+            self.cell = rnn.RNNCell(M, N)
+
+        def __call__(self, xs):
+            return tg.stack(rnn.unroll(self.cell, xs))
+
+    bare = Bare()
+    bare.cell.W_aa.grad = np.full((N, N), 100.0)  # left over from some earlier backward
+    xs, _ = data()
+    g = rv.trace(bare, xs).gradients()
+    np.testing.assert_allclose(g.contributions["W_aa"].sum(axis=0) + g.outside["W_aa"],
+                               bare.cell.W_aa.grad, rtol=0, atol=1e-12)
