@@ -301,10 +301,14 @@ def make_optimizer(name, params, lr):
     return optim.SGD(params, lr=lr, momentum=0.9)
 
 
-def check_train_args(args):
+def check_elman_shape(args):
     if args.model == "elman" and (args.layers != 1 or args.bidirectional):
         raise UsageError("--model elman is the notes' one-layer, one-direction model; "
                          "use --model rnn (or lstm, gru) for --layers > 1 or --bidirectional")
+
+
+def check_train_args(args):
+    check_elman_shape(args)
     if args.task == "chars" and args.bidirectional:
         raise UsageError("--bidirectional with --task chars would read the answer: the "
                          "reverse direction has already seen the next character")
@@ -523,9 +527,7 @@ def draw(args):
         raise UsageError(f"--out {path} must end in one of "
                          + ", ".join(f".{f}" for f in DRAW_FORMATS))
     ensure_folder(path.parent)
-    if args.model == "elman" and (args.layers != 1 or args.bidirectional):
-        raise UsageError("--model elman has one layer and one direction; use --model rnn "
-                         "(or lstm, gru) for --layers > 1 or --bidirectional")
+    check_elman_shape(args)
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     config = {"model": args.model, "input_size": args.input, "hidden": args.hidden,
@@ -547,12 +549,9 @@ def draw(args):
 # ---- params -------------------------------------------------------------------------------
 def params(args):
     m, n, p, layers = args.input, args.hidden, args.output, args.layers
-    if args.model == "elman":
-        if p is None:
-            raise UsageError("--model elman needs --output (the size p of y^<t>)")
-        if layers != 1 or args.bidirectional:
-            raise UsageError("--model elman has one layer and one direction; use "
-                             "--model rnn for --layers > 1 or --bidirectional")
+    check_elman_shape(args)
+    if args.model == "elman" and p is None:
+        raise UsageError("--model elman needs --output (the size p of y^<t>)")
     kind = "rnn" if args.model == "elman" else args.model
     ours = count_parameters(args.model, m, n, p, layers, args.bidirectional)
     print(ours)
