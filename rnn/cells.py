@@ -166,8 +166,10 @@ class RNNCell(Cell):
         """x W_ax^T + b_a: the input's share with the bias folded in, since no bias
         depends on the state (with split biases, + b_ax + b_aa)."""
         self._check_input(x)
-        x_proj = tg.linear(x, self.W_ax, self.b_ax if self.b_a is None else self.b_a)
-        return x_proj if self.b_aa is None else x_proj + self.b_aa
+        bias = self.b_a
+        if self.b_ax is not None:  # PyTorch's two vectors, added once rather than per row
+            bias = self.b_ax + self.b_aa
+        return tg.linear(x, self.W_ax, bias)
 
     def recur(self, x_proj, a_prev):
         """a_t = g1(a_prev W_aa^T + x_proj), where x_proj = x_t W_ax^T + b_a: in the

@@ -285,8 +285,7 @@ class Linear(Module):
         if x.shape[-1:] != (self.in_features,):
             raise ShapeError(f"{self!r}: input of shape {x.shape} must end in "
                              f"in_features = {self.in_features}")
-        y = ops.matmul(x, self.weight.T)
-        return y if self.bias is None else y + self.bias
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
