@@ -113,19 +113,13 @@ def test_sigmoid_of_large_inputs_equals_torch():
 
 
 # ---- reductions ------------------------------------------------------------------------
+@pytest.mark.parametrize("ours, theirs", [(tg.sum, torch.sum), (tg.mean, torch.mean)],
+                         ids=["sum", "mean"])
 @given(shape_axis=shapes_and_axis(), keepdims=st.booleans(), seed=SEEDS)
-def test_sum_equals_torch_for_every_axis(shape_axis, keepdims, seed):
+def test_sum_and_mean_equal_torch_for_every_axis(ours, theirs, shape_axis, keepdims, seed):
     shape, axis = shape_axis
-    compare_with_torch(lambda x: tg.sum(x, axis, keepdims),
-                       lambda x: torch.sum(x, torch_dims(axis, len(shape)), keepdims),
-                       [normal(seed, shape)])
-
-
-@given(shape_axis=shapes_and_axis(), keepdims=st.booleans(), seed=SEEDS)
-def test_mean_equals_torch_for_every_axis(shape_axis, keepdims, seed):
-    shape, axis = shape_axis
-    compare_with_torch(lambda x: tg.mean(x, axis, keepdims),
-                       lambda x: torch.mean(x, torch_dims(axis, len(shape)), keepdims),
+    compare_with_torch(lambda x: ours(x, axis, keepdims),
+                       lambda x: theirs(x, torch_dims(axis, len(shape)), keepdims),
                        [normal(seed, shape)])
 
 
