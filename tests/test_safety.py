@@ -37,6 +37,19 @@ def test_in_place_update_through_the_tensor_api_is_detected():
         loss.backward()
 
 
+def test_a_node_recorded_before_an_assignment_is_caught_among_nodes_recorded_after_it():
+    # backward checks versions only on nodes older than the last .data assignment
+    W = _leaf((4, 4), 6, "W")
+    W.data = W.data * 2  # before any node: nothing to report later
+    early = W * W
+    W.data = W.data + 1
+    late = (W * W).sum()
+    late.backward()  # recorded after the assignment: fine
+    assert np.allclose(W.grad, 2 * W.data)
+    with pytest.raises(tg.ModifiedError, match="of 'mul'"):
+        (early.sum() + W * 3).sum().backward()  # only early's mul is stale
+
+
 def test_changing_an_input_that_no_op_saved_is_allowed():
     x = _leaf((3,), 3)
     loss = (x + 1).sum()  # add saves no arrays

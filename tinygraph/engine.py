@@ -6,8 +6,9 @@ Read it in this order:
    needed, records the op as a graph node. The node keeps its *parents*: for each
    input, the input's own node if the input was computed, or the input tensor
    itself if it is a leaf.
-2. ``backward`` sorts the nodes reachable from the root (iteratively, so a
-   100,000-op chain is fine), then visits them root first. Each node receives the
+2. ``backward`` collects the nodes reachable from the root (iteratively, so a
+   100,000-op chain is fine) and visits them in reverse order of creation: every
+   node is numbered as it is recorded, after its parents. Each node receives the
    sum of the gradients its consumers sent it (the fan-in that makes BPTT work),
    applies its vector-Jacobian product, and passes one gradient to each parent.
    Leaves add what they receive to ``.grad``.
@@ -16,6 +17,8 @@ Nodes do not hold the tensors they produced, only what their backward needs
 (``saved``), so intermediate arrays are released as soon as nothing needs them.
 After a backward the saved arrays are dropped unless ``retain_graph=True``.
 """
+import itertools
+import operator
 from contextlib import contextmanager
 
 import numpy as np
@@ -119,7 +122,7 @@ class Op:
     """
 
     __slots__ = ("parents", "needs_grad", "saved", "out_shape", "out_dtype", "out_name",
-                 "scope", "versions", "freed", "__dict__")
+                 "scope", "versions", "freed", "number", "__dict__")
     saves_inputs = False
     saves_output = False
     # Rarely set, so kept as class defaults rather than written on every node.
@@ -150,7 +153,13 @@ class Op:
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays; record the op if a gradient is needed."""
         op = cls()
-        arrays = [t._data for t in inputs]
+        # One plain loop: in CPython 3.11 each comprehension is a function call of its own.
+        arrays, needs_grad, parents, versions = [], [], [], []
+        for t in inputs:
+            arrays.append(t._data)
+            needs_grad.append(t._requires_grad)
+            parents.append(t._node or t)
+            versions.append(t._version)
         try:
             data = op.forward(*arrays, **params)
         except (ValueError, IndexError) as err:
@@ -165,20 +174,19 @@ class Op:
             op.site = anomaly.creation_site()
             anomaly.check_forward(op, arrays, data, op.site)
         out = Tensor._wrap(data)
-        if not _grad_enabled:
-            return out
-        needs_grad = tuple([t._requires_grad for t in inputs])
-        if True not in needs_grad:
+        if not _grad_enabled or True not in needs_grad:
             return out
         data.setflags(write=False)
-        op.parents = tuple([t._node or t for t in inputs])
-        op.needs_grad = _share(needs_grad)
-        op.versions = tuple([t._version for t in inputs]) if cls.saves_inputs else None
-        op.out_shape = _share(data.shape)
+        needs_grad, shape = tuple(needs_grad), data.shape
+        op.parents = tuple(parents)
+        op.needs_grad = _shared.setdefault(needs_grad, needs_grad)
+        op.versions = tuple(versions) if cls.saves_inputs else None
+        op.out_shape = _shared.setdefault(shape, shape)
         op.out_dtype = data.dtype
         op.out_name = None  # the output tensor's name, once it gets one (for drawings)
         op.scope = _scope
         op.freed = False
+        op.number = next(_numbers)
         out._requires_grad = True
         out._node = op
         return out
@@ -187,46 +195,53 @@ class Op:
         return f"<{self.name} node>"
 
 
+# One shared copy of equal small tuples (shapes, flags): a long unroll records thousands
+# of nodes with the same ones. (Each distinct shape stays here for the process's life.)
 _shared = {}
+_numbers = itertools.count()  # numbers the nodes in the order they are recorded
+_creation_number = operator.attrgetter("number")
+_last_assignment = -1  # the number drawn when a tensor's .data was last assigned
 
 
-def _share(small_tuple):
-    """One shared copy of equal tuples (shapes, flags): a long unroll records thousands
-    of nodes with the same ones. The cache is bounded, in case shapes keep changing."""
-    if len(_shared) > 10_000:
-        _shared.clear()
-    return _shared.setdefault(small_tuple, small_tuple)
+def data_assigned():
+    """Called when a tensor's ``.data`` is replaced. Nodes recorded before this moment
+    may have saved the old array, so backward checks their saved versions; nodes
+    recorded after it need no check (the common case: a training step assigns the
+    weights, then runs the forward and backward of the next one)."""
+    global _last_assignment
+    _last_assignment = next(_numbers)
 
 
 def toposort(root):
     """Every vertex whose gradient ``root`` depends on, root first, parents after children.
 
-    A vertex is an ``Op`` node or a leaf tensor that requires grad. Iterative
-    depth-first search (no recursion limit) that lists a vertex once all of its
-    parents are listed; parents are explored in input order, so the order is the
-    same on every run.
+    A vertex is an ``Op`` node or a leaf tensor that requires grad. The ops come in
+    reverse order of creation (each node is numbered as it is recorded, after its
+    parents, so this order is topological and the same on every run), then the
+    leaves, in the order the search found them.
     """
+    nodes, leaves = _reachable(root)
+    return nodes + leaves
+
+
+def _reachable(root):
+    """(op nodes, leaves that require grad) reachable from ``root``, in ``toposort``'s
+    order. Iterative: a 100,000-op chain is fine."""
     if not isinstance(root, Op):
-        return [root]
-    order, visited = [], {root}
-    stack = [(root, iter(root.parents))]
+        return [], [root]
+    nodes, leaves, seen, stack = [root], [], {root}, [root]
     while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent in visited:
+        for parent in stack.pop().parents:
+            if parent in seen:
                 continue
+            seen.add(parent)
             if isinstance(parent, Op):
-                visited.add(parent)
-                stack.append((parent, iter(parent.parents)))
-                break
-            if parent._requires_grad:
-                visited.add(parent)
-                order.append(parent)
-        else:
-            stack.pop()
-            order.append(node)
-    order.reverse()
-    return order
+                nodes.append(parent)
+                stack.append(parent)
+            elif parent._requires_grad:
+                leaves.append(parent)
+    nodes.sort(key=_creation_number, reverse=True)
+    return nodes, leaves
 
 
 def _freed_message(node):
@@ -305,44 +320,42 @@ def backward(root, grad=None, retain_graph=False):
                 f"shape {root.shape}; they must be equal")
 
     start = root if root._node is None else root._node
-    order = toposort(start)
-    for vertex in order:
-        if isinstance(vertex, Op):
-            if vertex.freed:
-                raise GraphFreedError(_freed_message(vertex))
-            if vertex.versions is not None or vertex.saves_output:
-                _check_saved_versions(vertex)
+    nodes, leaves = _reachable(start)
+    for node in nodes:  # check everything before changing anything
+        if node.freed:
+            raise GraphFreedError(_freed_message(node))
+        if node.number < _last_assignment:  # some tensor's .data was assigned since
+            _check_saved_versions(node)
+    if len(_shared) > 10_000:  # shapes keep changing: let the old ones go
+        _shared.clear()
 
     backward_count += 1
     pending = {start: grad}
-    for vertex in order:
-        grad = pending.pop(vertex, None)
+    for node in nodes:
+        grad = pending.pop(node, None)
         if grad is None:
             continue
         if isinstance(grad, Deferred):
             grad = grad.evaluate()
-        if not isinstance(vertex, Op):
-            _accumulate_into_leaf(vertex, grad)
-            continue
-        if vertex.hooks:
-            grad = _run_hooks(vertex.hooks, grad)
-        if vertex.retains_grad:
-            tensor = vertex.output()
+        if node.hooks:
+            grad = _run_hooks(node.hooks, grad)
+        if node.retains_grad:
+            tensor = node.output()
             if tensor is not None:
                 _accumulate(tensor, grad)
-        parent_grads = vertex.backward(grad)
+        parent_grads = node.backward(grad)
         if anomaly.enabled:
-            anomaly.check_backward(vertex, parent_grads)
+            anomaly.check_backward(node, parent_grads)
         if not retain_graph:
-            vertex.saved = None
-            vertex.freed = True
-        for parent, parent_grad in zip(vertex.parents, parent_grads):
+            node.saved = None
+            node.freed = True
+        for parent, parent_grad in zip(node.parents, parent_grads):
             if parent_grad is None:
                 continue
             if _recorders and not isinstance(parent, Op):
                 parent_grad = as_array(parent_grad)
                 for contributions in _recorders:
-                    contributions.setdefault(parent, []).append((vertex, parent_grad))
+                    contributions.setdefault(parent, []).append((node, parent_grad))
             previous = pending.get(parent)
             if previous is None:
                 pending[parent] = parent_grad
@@ -350,6 +363,10 @@ def backward(root, grad=None, retain_graph=False):
                 pending[parent] = previous + parent_grad
             else:
                 pending[parent] = add_grads(previous, parent_grad)
+    for leaf in leaves:  # every consumer of a leaf comes before it
+        grad = pending.pop(leaf, None)
+        if grad is not None:
+            _accumulate_into_leaf(leaf, as_array(grad))
 
 
 def _accumulate_into_leaf(leaf, grad):

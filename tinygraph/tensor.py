@@ -66,6 +66,7 @@ class Tensor:
                 f"cannot assign {array.dtype} data to a tensor that requires grad")
         self._data = array
         self._version += 1
+        engine.data_assigned()
         if self._node is not None:
             self._node.out_version = self._version  # backward checks it, see engine
 
