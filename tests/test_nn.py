@@ -399,3 +399,72 @@ def test_zeros_and_uniform_fill_in_place_and_keep_dtype():
 def test_init_refuses_vectors_for_fan_based_schemes():
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         nn.init.xavier_uniform_(nn.Parameter(np.zeros(3)))
+
+
+# ---- a weight's transpose, shared within one Module call (tinygraph.ops._transposed) ----
+class _UsesItsWeightThrice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Parameter(np.arange(16.0).reshape(4, 4) / 20)
+        self.copies = None
+
+    def forward(self, x):
+        for _ in range(3):
+            x = tg.linear(x, self.W).tanh()
+        self.copies = None if tg.ops._transposes is None else dict(tg.ops._transposes)
+        return x
+
+
+def test_a_module_call_gives_the_plain_values_and_gradients_with_a_shared_transpose():
+    rng = np.random.default_rng(0)
+    model, x = _UsesItsWeightThrice(), rng.standard_normal((5, 4))
+    out = model(x)
+    (W, copy), = model.copies.values()
+    assert W is model.W.data and copy.flags.c_contiguous and np.array_equal(copy, W.T)
+    expected = x
+    for _ in range(3):
+        expected = np.tanh(expected @ model.W.data.T)
+    assert np.allclose(out.data, expected, rtol=0, atol=1e-14)
+    out.sum().backward()
+    with_module = model.W.grad
+    model.zero_grad()
+    model.forward(x).sum().backward()  # not a Module call: no shared transpose
+    assert model.copies is None
+    assert np.allclose(with_module, model.W.grad, rtol=0, atol=1e-14)
+
+
+def test_a_weight_written_in_place_between_module_calls_is_seen_by_the_next_call():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(np.eye(3))
+
+        def forward(self, x):
+            return tg.linear(tg.linear(x, self.W), self.W)
+
+    model, x = Twice(), np.ones((2, 3))
+    assert np.array_equal(model(x).data, x)
+    model.W.data[...] = 2 * np.eye(3)  # in place: no version bump, same array object
+    assert np.array_equal(model(x).data, 4 * x)
+    assert tg.ops._transposes is None  # nothing kept between calls
+
+
+def test_transposes_are_shared_across_nested_module_calls_and_dropped_after_the_outermost():
+    layer = nn.Linear(3, 3)
+    seen = []
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = layer
+
+        def forward(self, x):
+            x = self.inner(self.inner(x))
+            seen.append(dict(tg.ops._transposes))
+            return self.inner(x)
+
+    Outer()(np.ones((2, 3)))
+    (W, copy), = seen[0].values()
+    assert W is layer.weight.data and copy is not None and copy.flags.c_contiguous
+    assert np.array_equal(copy, W.T)
+    assert tg.ops._transposes is None

@@ -80,7 +80,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        with ops.transposes_shared():  # speed only: see tinygraph.ops._transposed
+            return self.forward(*args, **kwargs)
 
     # ---- walking the tree ------------------------------------------------------------
     def _walk(self, prefix=""):

@@ -9,6 +9,8 @@ built from these, so its gradient comes for free and shows up in the graph.
 The lower-case functions at the bottom are the public entry points: they accept
 tensors, arrays and Python numbers, and return tensors.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from .deferred import RowSum, Scatter
@@ -173,7 +175,7 @@ class Linear(Op):
         rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
         # (The shapes ride along in ``saved``: a long unroll has many linear nodes.)
         self.saved = rows, W, x.shape, None if b is None else b.shape
-        out = rows @ W.T
+        out = rows @ _transposed(W)
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
         return out if b is None else out + b
@@ -193,6 +195,47 @@ class Linear(Op):
             per_row = b_shape == (W.shape[0],)
             gb = RowSum(g_rows) if per_row else unbroadcast(g, b_shape)
         return gx, gW, gb
+
+
+# A weight that many linear nodes use in one forward pass (an RNN's W_aa, once per
+# time step) is multiplied as x W^T each time, and OpenBLAS multiplies a row-major x
+# by the transposed view W.T up to twice as slowly as by a contiguous copy of it.
+# So while a Module call runs (``transposes_shared``), a weight's second use makes that
+# copy and later uses share it. The copies last only until the outermost Module call
+# returns, since between calls a weight's array may be written in place (an optimizer
+# step, ``W.data[...] = ...``). Only writable arrays (leaves' data) are shared; the
+# outputs of recorded ops are read-only and are rarely anyone's weight.
+_transposes = None  # {id(W): (W, copy of W.T or None)} inside transposes_shared()
+
+
+@contextmanager
+def transposes_shared():
+    """Inside the block, ``linear`` shares one C-ordered copy of each weight's
+    transpose among the weight's uses (see the comment above). Nested blocks share
+    the outermost one's copies. ``nn.Module.__call__`` runs ``forward`` inside one."""
+    global _transposes
+    if _transposes is not None:
+        yield
+        return
+    _transposes = {}
+    try:
+        yield
+    finally:
+        _transposes = None
+
+
+def _transposed(W):
+    """W.T for ``x @ W.T``: the view, or from its second use inside
+    ``transposes_shared`` on, the shared contiguous copy."""
+    if _transposes is None or not W.flags.writeable:
+        return W.T
+    entry = _transposes.get(id(W))
+    if entry is None or entry[0] is not W:  # (holding W keeps its id from being reused)
+        _transposes[id(W)] = W, None
+        return W.T
+    if entry[1] is None:
+        entry = _transposes[id(W)] = W, np.ascontiguousarray(W.T)
+    return entry[1]
 
 
 # ---- elementwise, one input -------------------------------------------------------
