@@ -33,11 +33,11 @@ class Add(Op):
     """out = a + b;  dL/da = g,  dL/db = g."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
+        self.saved = a.shape, b.shape
         return a + b
 
     def backward(self, g):
-        sa, sb = self.shapes
+        sa, sb = self.saved
         return (unbroadcast(g, sa) if self.needs_grad[0] else None,
                 unbroadcast(g, sb) if self.needs_grad[1] else None)
 
@@ -46,11 +46,11 @@ class Sub(Op):
     """out = a - b;  dL/da = g,  dL/db = -g."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
+        self.saved = a.shape, b.shape
         return a - b
 
     def backward(self, g):
-        sa, sb = self.shapes
+        sa, sb = self.saved
         return (unbroadcast(g, sa) if self.needs_grad[0] else None,
                 unbroadcast(-g, sb) if self.needs_grad[1] else None)
 
@@ -418,14 +418,15 @@ class GetItem(Op):
     """
 
     def forward(self, x, index):
-        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.saved = x.shape, x.dtype, index
         return x[index]
 
     def backward(self, g):
-        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        shape, dtype, index = self.saved
+        parts = index if isinstance(index, tuple) else (index,)
         repeats = any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
         # Kept sparse until summed: T slices x[t] of one sequence then cost O(T), not O(T^2).
-        return (Scatter(self.shape, self.dtype, self.index, g, repeats),)
+        return (Scatter(shape, dtype, index, g, repeats),)
 
 
 class Concat(Op):
@@ -461,13 +462,11 @@ class Where(Op):
     """
 
     def forward(self, a, b, condition):
-        self.saved = condition
-        self.shapes = a.shape, b.shape
+        self.saved = condition, a.shape, b.shape
         return np.where(condition, a, b)
 
     def backward(self, g):
-        condition = self.saved
-        sa, sb = self.shapes
+        condition, sa, sb = self.saved
         return (unbroadcast(np.where(condition, g, 0.0), sa) if self.needs_grad[0] else None,
                 unbroadcast(np.where(condition, 0.0, g), sb) if self.needs_grad[1] else None)
 
