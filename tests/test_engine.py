@@ -311,3 +311,19 @@ def test_record_contributions_lists_only_leaves_that_require_grad():
     with tg.record_contributions() as contributions:
         (joined.sum() + stacked.sum()).backward()
     assert [t is x for t in contributions] == [True]
+
+
+def test_backward_order_is_depth_first_so_each_output_is_followed_by_its_own_step():
+    # Built as ElmanRNN builds it: all states first, then one output per state. Depth
+    # first, backward takes output t and then state t, so the gradient of a<t> does
+    # not wait for all T outputs (reverse creation order would hold T of them at once).
+    a, states = tg.tensor(np.ones(3), requires_grad=True), []
+    for _ in range(5):
+        a = tg.tanh(a)
+        states.append(a)
+    outputs = [state * 2.0 for state in states]
+    order = tg.engine.toposort(tg.stack(outputs).sum().op)
+    position = {vertex: i for i, vertex in enumerate(order)}
+    for t in range(4):
+        assert (position[outputs[t + 1].op] < position[states[t + 1].op]
+                < position[outputs[t].op])

@@ -6,9 +6,8 @@ Read it in this order:
    needed, records the op as a graph node. The node keeps its *parents*: for each
    input, the input's own node if the input was computed, or the input tensor
    itself if it is a leaf.
-2. ``backward`` collects the nodes reachable from the root (iteratively, so a
-   100,000-op chain is fine) and visits them in reverse order of creation: every
-   node is numbered as it is recorded, after its parents. Each node receives the
+2. ``backward`` sorts the nodes reachable from the root (iteratively, so a
+   100,000-op chain is fine), then visits them root first. Each node receives the
    sum of the gradients its consumers sent it (the fan-in that makes BPTT work),
    applies its vector-Jacobian product, and passes one gradient to each parent.
    Leaves add what they receive to ``.grad``.
@@ -18,7 +17,6 @@ Nodes do not hold the tensors they produced, only what their backward needs
 After a backward the saved arrays are dropped unless ``retain_graph=True``.
 """
 import itertools
-import operator
 from contextlib import contextmanager
 
 import numpy as np
@@ -204,7 +202,6 @@ class Op:
 # of nodes with the same ones. (Each distinct shape stays here for the process's life.)
 _shared = {}
 _numbers = itertools.count()  # numbers the nodes in the order they are recorded
-_creation_number = operator.attrgetter("number")
 _last_assignment = -1  # the number drawn when a tensor's .data was last assigned
 
 
@@ -220,32 +217,44 @@ def data_assigned():
 def toposort(root):
     """Every vertex whose gradient ``root`` depends on, root first, parents after children.
 
-    A vertex is an ``Op`` node or a leaf tensor that requires grad. The ops come in
-    reverse order of creation (each node is numbered as it is recorded, after its
-    parents, so this order is topological and the same on every run), then the
-    leaves, in the order the search found them.
+    A vertex is an ``Op`` node or a leaf tensor that requires grad: the ops come
+    first, then the leaves (a leaf has no parents, so it can wait until all of its
+    consumers have run).
     """
     nodes, leaves = _reachable(root)
     return nodes + leaves
 
 
 def _reachable(root):
-    """(op nodes, leaves that require grad) reachable from ``root``, in ``toposort``'s
-    order. Iterative: a 100,000-op chain is fine."""
+    """(op nodes, leaves that require grad) that ``root`` depends on, in ``toposort``'s
+    order.
+
+    Iterative depth-first search (no recursion limit, so a 100,000-op chain is fine)
+    that lists a node once all of its parents are listed; parents are explored in
+    input order, so the order is the same on every run. Depth first also keeps
+    memory low: backward then consumes each gradient soon after producing it (in an
+    unrolled RNN, output step t right before recurrence step t, rather than all
+    output steps first).
+    """
     if not isinstance(root, Op):
         return [], [root]
-    nodes, leaves, seen, stack = [root], [], {root}, [root]
+    nodes, leaves, seen = [], [], {root}
+    stack = [(root, iter(root.parents))]
     while stack:
-        for parent in stack.pop().parents:
+        node, parents = stack[-1]
+        for parent in parents:
             if parent in seen:
                 continue
             seen.add(parent)
             if isinstance(parent, Op):
-                nodes.append(parent)
-                stack.append(parent)
-            elif parent._requires_grad:
+                stack.append((parent, iter(parent.parents)))
+                break
+            if parent._requires_grad:
                 leaves.append(parent)
-    nodes.sort(key=_creation_number, reverse=True)
+        else:
+            stack.pop()
+            nodes.append(node)
+    nodes.reverse()
     return nodes, leaves
 
 
