@@ -203,8 +203,10 @@ class Linear(Op):
 # So while a Module call runs (``transposes_shared``), a weight's second use makes that
 # copy and later uses share it. The copies last only until the outermost Module call
 # returns, since between calls a weight's array may be written in place (an optimizer
-# step, ``W.data[...] = ...``). Only writable arrays (leaves' data) are shared; the
-# outputs of recorded ops are read-only and are rarely anyone's weight.
+# step, ``W.data[...] = ...``); a forward that wrote into its own weight's array in
+# place between two uses would go on getting the copy made before the write
+# (assigning ``W.data = ...`` is safe: the new array is not the one shared). Only
+# writable arrays (leaves' data) are shared; recorded ops' outputs are read-only.
 _transposes = None  # {id(W): (W, copy of W.T or None)} inside transposes_shared()
 
 
