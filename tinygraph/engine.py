@@ -199,7 +199,7 @@ class Op:
 
 
 # One shared copy of equal small tuples (shapes, flags): a long unroll records thousands
-# of nodes with the same ones. (Each distinct shape stays here for the process's life.)
+# of nodes with the same ones. (Backward empties it once it holds 10,000 of them.)
 _shared = {}
 _numbers = itertools.count()  # numbers the nodes in the order they are recorded
 _last_assignment = -1  # the number drawn when a tensor's .data was last assigned
