@@ -327,3 +327,15 @@ def test_backward_order_is_depth_first_so_each_output_is_followed_by_its_own_ste
     for t in range(4):
         assert (position[outputs[t + 1].op] < position[states[t + 1].op]
                 < position[outputs[t].op])
+
+
+def test_the_cache_of_shared_shapes_is_emptied_by_backward_once_it_is_large(monkeypatch):
+    monkeypatch.setattr(tg.engine, "_shared", {})
+    x = tg.tensor(np.ones(1), requires_grad=True)
+    loss = x.sum()
+    for n in range(10_001):  # 10,001 distinct (empty) output shapes recorded
+        loss = loss + (tg.tensor(np.ones((n, 0)), requires_grad=True) * 2.0).sum()
+    assert len(tg.engine._shared) > 10_000
+    loss.backward()
+    assert tg.engine._shared == {}
+    assert x.grad[0] == 1.0
