@@ -18,7 +18,7 @@ import numpy as np
 
 
 class Deferred:
-    """A gradient not yet built: ``evaluate()`` builds it, ``add(other)`` adds to it."""
+    """A gradient not yet built: ``evaluate()`` builds it, ``absorb(other)`` adds to it."""
 
     __slots__ = ()
 
@@ -29,12 +29,6 @@ class Deferred:
         """Add ``other`` in place and return True if it has the same form, else False."""
         raise NotImplementedError
 
-    def add(self, other):
-        """self + other, in place when ``other`` has the same form (the engine owns self)."""
-        if isinstance(other, Deferred) and self.absorb(other):
-            return self
-        return self.evaluate() + as_array(other)
-
 
 def as_array(grad):
     """``grad`` as an ndarray."""
@@ -42,11 +36,12 @@ def as_array(grad):
 
 
 def add_grads(a, b):
-    """a + b for gradients that may be arrays or ``Deferred``."""
+    """a + b for gradients that may be arrays or ``Deferred`` (which the engine owns, so
+    adding to one in place is fine)."""
     if isinstance(a, Deferred):
-        return a.add(b)
+        return a if a.absorb(b) else a.evaluate() + as_array(b)
     if isinstance(b, Deferred):
-        return b.add(a)
+        return b if b.absorb(a) else b.evaluate() + a
     return a + b
 
 
