@@ -236,11 +236,12 @@ def test_matmul_gradient_matches_differences_for_vectors_matrices_and_batches(sh
 @st.composite
 def linear_shapes(draw):
     """Shapes for linear(x, W, b): x (..., in) with 0-2 leading axes, W (out, in), and
-    b (out,), a bias that broadcasts against the output (e.g. per row), or none."""
+    b (out,), the output's own shape, another that broadcasts to it, or none."""
     n_in, n_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     leading = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
-    bias = draw(st.sampled_from(["none", "vector", "full"]))
-    b_shape = {"none": None, "vector": (n_out,), "full": leading + (n_out,)}[bias]
+    bias = draw(st.sampled_from(["none", "vector", "full", "ones"]))
+    b_shape = {"none": None, "vector": (n_out,), "full": leading + (n_out,),
+               "ones": (1,) * len(leading) + (n_out,)}[bias]
     return leading + (n_in,), (n_out, n_in), b_shape
 
 

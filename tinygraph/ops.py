@@ -178,7 +178,11 @@ class Linear(Op):
         out = rows @ _transposed(W)
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
-        return out if b is None else out + b
+        if b is None:
+            return out
+        if b.dtype == out.dtype and b.shape in (out.shape, out.shape[-1:]):
+            return np.add(out, b, out=out)  # into the product's own fresh array
+        return out + b
 
     def backward(self, g):
         rows, W, x_shape, b_shape = self.saved
@@ -290,7 +294,9 @@ class Tanh(Op):
 
     def backward(self, g):
         out = self.saved
-        return (g * (1 - out * out),)
+        grad = 1 - out * out
+        grad *= g  # in place: one temporary array fewer
+        return (grad,)
 
 
 class Sigmoid(Op):
