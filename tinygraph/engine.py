@@ -17,7 +17,7 @@ Nodes do not hold the tensors they produced, only what their backward needs
 After a backward the saved arrays are dropped unless ``retain_graph=True``.
 """
 import itertools
-from contextlib import contextmanager
+from contextlib import ContextDecorator, contextmanager
 
 import numpy as np
 
@@ -55,25 +55,28 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
-class scope:
+class scope(ContextDecorator):
     """Tag every node created inside the block with ``label``.
 
     Scopes nest: a node's ``scope`` is the tuple of labels from the outermost block
     in. The engine gives labels no meaning; drawings use them to group nodes (the
-    RNN unrolling marks each time step this way). (A class rather than a generator:
-    an unroll enters one per time step, and this is half the cost.)
+    RNN unrolling marks each time step this way). Works as a decorator too. (A class
+    rather than a generator: an unroll enters one per time step, and this is half
+    the cost.)
     """
 
     def __init__(self, label):
         self.label = label
+        self.outer = []  # the scopes to restore, innermost last (the block may nest in itself)
 
     def __enter__(self):
         global _scope
-        self.previous, _scope = _scope, _scope + (self.label,)
+        self.outer.append(_scope)
+        _scope = _scope + (self.label,)
 
     def __exit__(self, *exception):
         global _scope
-        _scope = self.previous
+        _scope = self.outer.pop()
 
 
 _recorders = []
@@ -156,6 +159,7 @@ class Op:
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays; record the op if a gradient is needed."""
         op = cls()
+        op.number = next(_numbers)  # before forward: an assignment during it comes later
         # One plain loop: in CPython 3.11 each comprehension is a function call of its own.
         arrays, needs_grad, parents, versions = [], [], [], []
         for t in inputs:
@@ -181,15 +185,16 @@ class Op:
             return out
         data.setflags(write=False)
         needs_grad, shape = tuple(needs_grad), data.shape
+        if len(_shapes) > 10_000:  # shapes keep changing: let the old ones go
+            _shapes.clear()
         op.parents = tuple(parents)
-        op.needs_grad = _shared.setdefault(needs_grad, needs_grad)
+        op.needs_grad = _flags.setdefault(needs_grad, needs_grad)
         op.versions = tuple(versions) if cls.saves_inputs else None
-        op.out_shape = _shared.setdefault(shape, shape)
+        op.out_shape = _shapes.setdefault(shape, shape)
         op.out_dtype = data.dtype
         op.out_name = None  # the output tensor's name, once it gets one (for drawings)
         op.scope = _scope
         op.freed = False
-        op.number = next(_numbers)
         out._requires_grad = True
         out._node = op
         return out
@@ -198,9 +203,9 @@ class Op:
         return f"<{self.name} node>"
 
 
-# One shared copy of equal small tuples (shapes, flags): a long unroll records thousands
-# of nodes with the same ones. (Backward empties it once it holds 10,000 of them.)
-_shared = {}
+# One shared copy of equal small tuples: a long unroll records thousands of nodes with
+# the same shapes and needs_grad flags. (Two dicts: (True, True) == (1, 1).)
+_shapes, _flags = {}, {}
 _numbers = itertools.count()  # numbers the nodes in the order they are recorded
 _last_assignment = -1  # the number drawn when a tensor's .data was last assigned
 
@@ -335,13 +340,11 @@ def backward(root, grad=None, retain_graph=False):
 
     start = root if root._node is None else root._node
     nodes, leaves = _reachable(start)
-    for node in nodes:  # check everything before changing anything
+    for node in nodes:  # check the whole graph before any backward runs
         if node.freed:
             raise GraphFreedError(_freed_message(node))
         if node.number < _last_assignment:  # some tensor's .data was assigned since
             _check_saved_versions(node)
-    if len(_shared) > 10_000:  # shapes keep changing: let the old ones go
-        _shared.clear()
 
     backward_count += 1
     pending = {start: grad}
@@ -377,20 +380,23 @@ def backward(root, grad=None, retain_graph=False):
                 pending[parent] = previous + parent_grad
             else:
                 pending[parent] = add_grads(previous, parent_grad)
-    for leaf in leaves:  # every consumer of a leaf comes before it
-        grad = pending.pop(leaf, None)
-        if grad is not None:
-            _accumulate_into_leaf(leaf, as_array(grad))
+    # Every consumer of a leaf came before it. Hooks and checks run for all leaves
+    # first, so that an error there leaves every .grad as it was.
+    arrived = [(leaf, _leaf_grad(leaf, as_array(pending[leaf])))
+               for leaf in leaves if leaf in pending]
+    for leaf, grad in arrived:
+        _accumulate(leaf, grad)
 
 
-def _accumulate_into_leaf(leaf, grad):
+def _leaf_grad(leaf, grad):
+    """The gradient that reached ``leaf``, after its hooks, checked against its shape."""
     if leaf._hooks:
         grad = _run_hooks(leaf._hooks, grad)
     if grad.shape != leaf.shape:
         raise ShapeError(
             f"a gradient of shape {grad.shape} reached a leaf of shape {leaf.shape}: the "
             f"backward of an op that uses this leaf returned the wrong shape")
-    _accumulate(leaf, grad)
+    return grad
 
 
 def _accumulate(tensor, grad):
