@@ -401,7 +401,11 @@ def test_init_refuses_vectors_for_fan_based_schemes():
         nn.init.xavier_uniform_(nn.Parameter(np.zeros(3)))
 
 
-# ---- a weight's transpose, shared within one Module call (tinygraph.ops._transposed) ----
+# ---- a weight's transpose, shared within one Module call (tinygraph.ops) ----------------
+def _transposes():
+    return getattr(tg.ops._local, "transposes", None)
+
+
 class _UsesItsWeightThrice(nn.Module):
     def __init__(self):
         super().__init__()
@@ -411,7 +415,7 @@ class _UsesItsWeightThrice(nn.Module):
     def forward(self, x):
         for _ in range(3):
             x = tg.linear(x, self.W).tanh()
-        self.copies = None if tg.ops._transposes is None else dict(tg.ops._transposes)
+        self.copies = None if _transposes() is None else dict(_transposes())
         return x
 
 
@@ -419,8 +423,8 @@ def test_a_module_call_gives_the_plain_values_and_gradients_with_a_shared_transp
     rng = np.random.default_rng(0)
     model, x = _UsesItsWeightThrice(), rng.standard_normal((5, 4))
     out = model(x)
-    (W, copy), = model.copies.values()
-    assert W is model.W.data and copy.flags.c_contiguous and np.array_equal(copy, W.T)
+    (array, copy), = model.copies.values()
+    assert array is model.W.data and copy.flags.c_contiguous and np.array_equal(copy, array.T)
     expected = x
     for _ in range(3):
         expected = np.tanh(expected @ model.W.data.T)
@@ -440,13 +444,69 @@ def test_a_weight_written_in_place_between_module_calls_is_seen_by_the_next_call
             self.W = nn.Parameter(np.eye(3))
 
         def forward(self, x):
-            return tg.linear(tg.linear(x, self.W), self.W)
+            return tg.linear(tg.linear(tg.linear(x, self.W), self.W), self.W)
 
     model, x = Twice(), np.ones((2, 3))
     assert np.array_equal(model(x).data, x)
     model.W.data[...] = 2 * np.eye(3)  # in place: no version bump, same array object
-    assert np.array_equal(model(x).data, 4 * x)
-    assert tg.ops._transposes is None  # nothing kept between calls
+    assert np.array_equal(model(x).data, 8 * x)
+    assert _transposes() is None  # nothing kept between calls
+
+
+def test_only_weights_are_shared_so_a_reused_buffer_is_read_afresh_at_every_use():
+    class Mixer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.buffer = np.empty((2, 2))
+
+        def forward(self, x):
+            outputs = []
+            for k in (1, 2, 3):
+                self.buffer[...] = k * np.eye(2)  # the same writable array every time
+                outputs.append(tg.linear(x, tg.tensor(self.buffer)).data.copy())
+            return outputs
+
+    assert [o[0, 0] for o in Mixer()(np.ones((1, 2)))] == [1.0, 2.0, 3.0]
+
+
+def test_assigning_a_weights_data_inside_a_module_call_is_seen_at_once():
+    class Reassigns(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(np.eye(2))
+
+        def forward(self, x):
+            outputs = []
+            for k in (1, 2, 3):
+                self.W.data = k * np.eye(2)
+                outputs.append(tg.linear(x, self.W).data[0, 0])
+                outputs.append(tg.linear(x, self.W).data[0, 0])  # the shared copy
+            return outputs
+
+    assert Reassigns()(np.ones((1, 2))) == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+
+
+def test_each_thread_has_its_own_shared_transposes():
+    import threading
+    inside, results = threading.Event(), []
+    W = tg.tensor(np.eye(2), requires_grad=True)
+
+    class Waits(nn.Module):
+        def forward(self, x):
+            inside.set()
+            done.wait(5)
+            return x
+
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: Waits()(np.ones(1)))
+    worker.start()
+    inside.wait(5)  # the worker is inside a Module call now
+    for k in (1, 2, 3):  # plain calls in this thread, outside any Module call
+        W.data[...] = k * np.eye(2)
+        results.append(tg.linear(np.ones((1, 2)), W).data[0, 0])
+    done.set()
+    worker.join()
+    assert results == [1.0, 2.0, 3.0]
 
 
 def test_transposes_are_shared_across_nested_module_calls_and_dropped_after_the_outermost():
@@ -460,11 +520,11 @@ def test_transposes_are_shared_across_nested_module_calls_and_dropped_after_the_
 
         def forward(self, x):
             x = self.inner(self.inner(x))
-            seen.append(dict(tg.ops._transposes))
+            seen.append(dict(_transposes()))
             return self.inner(x)
 
     Outer()(np.ones((2, 3)))
-    (W, copy), = seen[0].values()
-    assert W is layer.weight.data and copy is not None and copy.flags.c_contiguous
-    assert np.array_equal(copy, W.T)
-    assert tg.ops._transposes is None
+    (array, copy), = seen[0].values()
+    assert array is layer.weight.data and copy is not None and copy.flags.c_contiguous
+    assert np.array_equal(copy, array.T)
+    assert _transposes() is None

@@ -80,7 +80,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        with ops.transposes_shared():  # speed only: see tinygraph.ops._transposed
+        with ops.transposes_shared():  # weights' transposes: see tinygraph.ops
             return self.forward(*args, **kwargs)
 
     # ---- walking the tree ------------------------------------------------------------

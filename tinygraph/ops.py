@@ -9,6 +9,7 @@ built from these, so its gradient comes for free and shows up in the graph.
 The lower-case functions at the bottom are the public entry points: they accept
 tensors, arrays and Python numbers, and return tensors.
 """
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -164,7 +165,7 @@ class Linear(Op):
 
     saves_inputs = True
 
-    def forward(self, x, W, b=None):
+    def forward(self, x, W, b=None, W_T=None):
         if W.ndim != 2:
             raise ValueError(f"the weight must be 2-D (out x in), not {W.shape}")
         if x.ndim == 0 or x.shape[-1] != W.shape[1]:
@@ -175,7 +176,7 @@ class Linear(Op):
         rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
         # (The shapes ride along in ``saved``: a long unroll has many linear nodes.)
         self.saved = rows, W, x.shape, None if b is None else b.shape
-        out = rows @ _transposed(W)
+        out = rows @ (W.T if W_T is None else W_T)  # W_T: see transposes_shared
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
         if b is None:
@@ -204,44 +205,46 @@ class Linear(Op):
 # A weight that many linear nodes use in one forward pass (an RNN's W_aa, once per
 # time step) is multiplied as x W^T each time, and OpenBLAS multiplies a row-major x
 # by the transposed view W.T up to twice as slowly as by a contiguous copy of it.
-# So while a Module call runs (``transposes_shared``), a weight's second use makes that
-# copy and later uses share it. The copies last only until the outermost Module call
-# returns, since between calls a weight's array may be written in place (an optimizer
-# step, ``W.data[...] = ...``); a forward that wrote into its own weight's array in
-# place between two uses would go on getting the copy made before the write
-# (assigning ``W.data = ...`` is safe: the new array is not the one shared). Only
-# writable arrays (leaves' data) are shared; recorded ops' outputs are read-only.
-_transposes = None  # {id(W): (W, copy of W.T or None)} inside transposes_shared()
+# So while a Module call runs (``transposes_shared``), a weight's second use makes
+# that copy and later uses share it. A weight here is a leaf tensor that requires
+# grad (a Parameter, typically): arrays computed on the way are never kept. The
+# copies go when the outermost Module call returns, since between calls a weight may
+# be written in place (an optimizer step, ``W.data[...] = ...``); assigning
+# ``W.data = ...`` is safe at any time (the new array is not the one copied). A
+# forward that wrote into its own weight's array in place between two uses would go
+# on getting the copy made before the write.
+_local = threading.local()  # .transposes: {W: (W's array, its transpose)} per thread
 
 
 @contextmanager
 def transposes_shared():
-    """Inside the block, ``linear`` shares one C-ordered copy of each weight's
-    transpose among the weight's uses (see the comment above). Nested blocks share
-    the outermost one's copies. ``nn.Module.__call__`` runs ``forward`` inside one."""
-    global _transposes
-    if _transposes is not None:
+    """Inside the block, ``linear`` shares one contiguous transpose of each weight
+    among the weight's uses (see the comment above; in this thread only). Nested
+    blocks share the outermost one's. ``nn.Module.__call__`` runs ``forward`` in one."""
+    if getattr(_local, "transposes", None) is not None:
         yield
         return
-    _transposes = {}
+    _local.transposes = {}
     try:
         yield
     finally:
-        _transposes = None
+        _local.transposes = None
 
 
-def _transposed(W):
-    """W.T for ``x @ W.T``: the view, or from its second use inside
-    ``transposes_shared`` on, the shared contiguous copy."""
-    if _transposes is None or not W.flags.writeable:
-        return W.T
-    entry = _transposes.get(id(W))
-    if entry is None or entry[0] is not W:  # (holding W keeps its id from being reused)
-        _transposes[id(W)] = W, None
-        return W.T
-    if entry[1] is None:
-        entry = _transposes[id(W)] = W, np.ascontiguousarray(W.T)
-    return entry[1]
+def _shared_transpose(W):
+    """The contiguous transpose of weight ``W``'s array to use in ``x @ W^T``, or None
+    (use the view W.T): None outside ``transposes_shared`` and at a weight's first use."""
+    transposes = getattr(_local, "transposes", None)
+    if transposes is None or W._node is not None or not W._requires_grad:
+        return None
+    array, transpose = transposes.get(W, (None, None))
+    if array is not W._data:  # first use, or .data was assigned since
+        transposes[W] = W._data, None
+        return None
+    if transpose is None:  # (a view when W.T is already contiguous: never stale)
+        transpose = np.ascontiguousarray(array.T)
+        transposes[W] = array, transpose
+    return transpose
 
 
 # ---- elementwise, one input -------------------------------------------------------
@@ -294,9 +297,7 @@ class Tanh(Op):
 
     def backward(self, g):
         out = self.saved
-        grad = 1 - out * out
-        grad *= g  # in place: one temporary array fewer
-        return (grad,)
+        return (g * (1 - out * out),)
 
 
 class Sigmoid(Op):
@@ -551,9 +552,10 @@ def linear(x, W, b=None):
     """x W^T + b for a weight W of shape (out, in), as PyTorch's ``F.linear``."""
     x = as_tensor(x)
     W = as_tensor(W, like=x)
+    W_T = _shared_transpose(W)
     if b is None:
-        return Linear.apply(x, W)
-    return Linear.apply(x, W, as_tensor(b, like=x))
+        return Linear.apply(x, W, W_T=W_T)
+    return Linear.apply(x, W, as_tensor(b, like=x), W_T=W_T)
 
 
 def neg(x):
