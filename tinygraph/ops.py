@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import layout
 from .deferred import RowSum, Scatter
 from .engine import Op
 from .tensor import Tensor
@@ -175,8 +176,9 @@ class Linear(Op):
         # loop over the stack.
         rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
         # (The shapes ride along in ``saved``: a long unroll has many linear nodes.)
-        self.saved = rows, W, x.shape, None if b is None else b.shape
-        out = rows @ (W.T if W_T is None else W_T)  # W_T: see transposes_shared
+        self.saved = rows, W, W_T, x.shape, None if b is None else b.shape
+        # W_T, a copy of W^T in C order, is there when W is shared: see transposes_shared
+        out = rows @ W.T if W_T is None else layout.matmul(rows, W_T, W.T)
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
         if b is None:
@@ -186,11 +188,11 @@ class Linear(Op):
         return out + b
 
     def backward(self, g):
-        rows, W, x_shape, b_shape = self.saved
+        rows, W, W_T, x_shape, b_shape = self.saved
         g_rows = g if g.ndim == 2 else g.reshape(-1, W.shape[0])
         gx = gb = None
         if self.needs_grad[0]:
-            gx = g_rows @ W
+            gx = g_rows @ W if W_T is None else layout.matmul(g_rows, W, W_T.T)
             if len(x_shape) != 2:
                 gx = gx.reshape(x_shape)
         gW = RowSum(g_rows, rows) if self.needs_grad[1] else None
@@ -203,23 +205,25 @@ class Linear(Op):
 
 
 # A weight that many linear nodes use in one forward pass (an RNN's W_aa, once per
-# time step) is multiplied as x W^T each time, and OpenBLAS multiplies a row-major x
-# by the transposed view W.T up to twice as slowly as by a contiguous copy of it.
-# So while a Module call runs (``transposes_shared``), a weight's second use makes
-# that copy and later uses share it. A weight here is a leaf tensor that requires
-# grad (a Parameter, typically): arrays computed on the way are never kept. The
-# copies go when the outermost Module call returns, since between calls a weight may
-# be written in place (an optimizer step, ``W.data[...] = ...``); assigning
-# ``W.data = ...`` is safe at any time (the new array is not the one copied). A
-# forward that wrote into its own weight's array in place between two uses would go
-# on getting the copy made before the write.
+# time step) is multiplied as x W^T at each use and as g W in each backward, and how
+# fast OpenBLAS multiplies by a matrix depends on its memory order, differently on
+# different processors (see ``layout``). So while a Module call runs
+# (``transposes_shared``), a weight's second use makes a contiguous copy of W^T, later
+# uses share it, and each product takes whichever order ``layout.matmul`` found
+# faster: W^T as the copy or as the view W.T, W as the array or as the view of the
+# copy. A weight here is a leaf tensor that requires grad (a Parameter, typically):
+# arrays computed on the way are never kept. The copies go when the outermost Module
+# call returns, since between calls a weight may be written in place (an optimizer
+# step, ``W.data[...] = ...``); assigning ``W.data = ...`` is safe at any time (the
+# new array is not the one copied). A forward that wrote into its own weight's array
+# in place between two uses would go on getting the copy made before the write.
 _local = threading.local()  # .transposes: {W: (W's array, its transpose)} per thread
 
 
 @contextmanager
 def transposes_shared():
-    """Inside the block, ``linear`` shares one contiguous transpose of each weight
-    among the weight's uses (see the comment above; in this thread only). Nested
+    """Inside the block, ``linear`` shares one contiguous copy of each weight's
+    transpose among the weight's uses (see the comment above; in this thread only). Nested
     blocks share the outermost one's. ``nn.Module.__call__`` runs ``forward`` in one."""
     if getattr(_local, "transposes", None) is not None:
         yield
@@ -232,8 +236,8 @@ def transposes_shared():
 
 
 def _shared_transpose(W):
-    """The contiguous transpose of weight ``W``'s array to use in ``x @ W^T``, or None
-    (use the view W.T): None outside ``transposes_shared`` and at a weight's first use."""
+    """A contiguous copy of weight ``W``'s transpose, shared by its uses, or None (there
+    is only ``W``): None outside ``transposes_shared`` and at a weight's first use."""
     transposes = getattr(_local, "transposes", None)
     if transposes is None or W._node is not None or not W._requires_grad:
         return None
