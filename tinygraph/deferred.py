@@ -98,7 +98,8 @@ class Scatter(Deferred):
     __slots__ = ("shape", "dtype", "pieces")
 
     def __init__(self, shape, dtype, index, g, repeats):
-        self.shape, self.dtype = shape, np.result_type(dtype, g.dtype)
+        self.shape = shape
+        self.dtype = dtype if g.dtype == dtype else np.result_type(dtype, g.dtype)
         self.pieces = [(index, g, repeats)]
 
     def evaluate(self):
@@ -113,6 +114,7 @@ class Scatter(Deferred):
     def absorb(self, other):
         if not (isinstance(other, Scatter) and other.shape == self.shape):
             return False
-        self.dtype = np.result_type(self.dtype, other.dtype)
+        if other.dtype != self.dtype:
+            self.dtype = np.result_type(self.dtype, other.dtype)
         self.pieces += other.pieces
         return True

@@ -436,10 +436,16 @@ class GetItem(Op):
 
     def backward(self, g):
         shape, dtype, index = self.saved
-        parts = index if isinstance(index, tuple) else (index,)
-        repeats = any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
         # Kept sparse until summed: T slices x[t] of one sequence then cost O(T), not O(T^2).
-        return (Scatter(shape, dtype, index, g, repeats),)
+        return (Scatter(shape, dtype, index, g, _may_repeat(index)),)
+
+
+def _may_repeat(index):
+    """True if ``index`` may select one place more than once (it holds an integer array)."""
+    for part in index if isinstance(index, tuple) else (index,):  # a loop: no generator
+        if isinstance(part, np.ndarray) and part.dtype.kind in "iu":
+            return True
+    return False
 
 
 class Concat(Op):
@@ -636,7 +642,9 @@ def _plain_index(index):
 
 def getitem(x, index):
     """``x[index]`` for any NumPy index; repeated integer indices accumulate gradient."""
-    return GetItem.apply(as_tensor(x), index=_plain_index(index))
+    if type(index) is not int:  # (x[t], one per time step, is the common case)
+        index = _plain_index(index)
+    return GetItem.apply(as_tensor(x), index=index)
 
 
 def concat(tensors, axis=0):
