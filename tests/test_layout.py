@@ -3,8 +3,10 @@
 The measurements themselves are never timed here: a fake clock stands in for
 ``time.perf_counter``, so every test is deterministic.
 """
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinygraph as tg
 from tinygraph import layout, nn
@@ -136,3 +138,42 @@ def test_gradcheck_passes_through_a_shared_weight_in_either_order(monkeypatch, f
     calls = _forced(monkeypatch, f_faster)
     assert tg.gradcheck(_Thrice(), _weights(3))
     assert calls
+
+
+class _TwoWeights(nn.Module):
+    """x W1^T W1^T W2^T (+ b): two weights, one of them used twice, with any shapes."""
+
+    def forward(self, x, W1, W2, b):
+        return tg.linear(tg.linear(tg.linear(x, W1), W1), W2, b)
+
+
+@settings(max_examples=40)
+@given(lead=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=4),
+       n=st.integers(1, 5), p=st.integers(1, 5), f_faster=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_shared_weights_of_any_shape_match_the_plain_forward_and_backward(
+        lead, n, p, f_faster, seed):
+    """x is (..., n), W1 (n, n) is shared, W2 (p, n) is used once; every row count,
+    one row included, in either order."""
+    measured, remembered = layout._time_both, dict(layout._f_order_faster)
+    layout._time_both = lambda x, M_c, M_f: f_faster  # (no monkeypatch: @given runs many)
+    layout._f_order_faster.clear()
+    try:
+        rng = np.random.default_rng(seed)
+        inputs = [tg.tensor(rng.standard_normal(shape), requires_grad=True)
+                  for shape in (lead + (n,), (n, n), (p, n), (p,))]
+        out = _TwoWeights()(*inputs)
+        (out * out).sum().backward()
+        grads = [t.grad for t in inputs]
+        for t in inputs:
+            t.grad = None
+        plain = _TwoWeights().forward(*inputs)
+        (plain * plain).sum().backward()
+    finally:
+        layout._time_both = measured
+        layout._f_order_faster.clear()
+        layout._f_order_faster.update(remembered)
+    assert np.allclose(out.data, plain.data, rtol=1e-13, atol=1e-13)
+    for got, t in zip(grads, inputs):
+        assert got.shape == t.shape
+        assert np.allclose(got, t.grad, rtol=1e-12, atol=1e-12)
