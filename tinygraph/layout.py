@@ -13,10 +13,11 @@ W_aa, at every time step, forward and backward) in both orders, and ``matmul`` u
 whichever is faster. It times both the first time it meets a shape (three runs each,
 taking turns, on the operands at hand) and remembers the answer for the process.
 
-A single row is a matrix-vector product. There the two orders round differently
+A single row is a matrix-vector product, and there the two orders round differently
 (in the last bit), so a timing must not choose: one row always uses the C order, and
-results do not depend on the machine's load. With two rows or more, the two orders
-gave identical results on the machines measured.
+results never depend on how busy the machine was. With two rows or more the two
+orders gave bit-identical products in float64 and float32, with one BLAS thread and
+with two, for 600 random shapes on the AMD machine above.
 """
 import time
 
@@ -25,8 +26,8 @@ _f_order_faster = {}
 
 
 def matmul(x, M_c, M_f):
-    """x @ M for a 2-D x, where ``M_c`` (C order) and ``M_f`` (F order) hold the same
-    matrix M: with whichever of the two this shape multiplies faster."""
+    """x @ M for a 2-D x, where ``M_c`` and ``M_f`` hold the same matrix M (in C and in
+    F order): with whichever of the two x's shape multiplies faster."""
     if len(x) == 1:
         return x @ M_c
     key = len(x), M_c.shape, x.dtype
