@@ -76,3 +76,28 @@ def test_slicing_every_step_of_a_sequence_gives_each_its_gradient():
     loss.backward()
     np.testing.assert_array_equal(xs.grad, np.broadcast_to(
         np.maximum(np.arange(50), 1)[:, None, None], (50, 2, 3)))
+
+
+def _rows_of(shape, indices, seed=0):
+    """(the Scatter of x[i] for i in indices, evaluated; the same summed by hand)."""
+    rng = np.random.default_rng(seed)
+    grads = [rng.standard_normal(shape[1:]) for _ in indices]
+    expected = np.zeros(shape)
+    for i, g in zip(indices, grads):
+        expected[i] += g
+    total = Scatter(shape, np.float64, indices[0], grads[0], False)
+    for i, g in zip(indices[1:], grads[1:]):
+        assert total.absorb(Scatter(shape, np.float64, i, g, False))
+    return as_array(total), expected
+
+
+@pytest.mark.parametrize("indices", [[2, 1, 0], [0, -2, 2], [-1, -2, -3]])
+def test_scatter_of_every_row_once_is_those_rows(indices):
+    got, expected = _rows_of((3, 2), indices)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("indices", [[0, 0, 1], [0, -3, 2], [1, 2]])
+def test_scatter_of_a_row_twice_or_a_row_missing_still_adds_up_with_zeros_elsewhere(indices):
+    got, expected = _rows_of((3, 2), indices)
+    np.testing.assert_array_equal(got, expected)
