@@ -212,8 +212,9 @@ class Linear(Op):
 # uses share it, and each product takes whichever order ``layout.matmul`` found
 # faster: W^T as the copy or as the view W.T, W as the array or as the view of the
 # copy. A weight here is a leaf tensor that requires grad (a Parameter, typically):
-# arrays computed on the way are never kept. The copies go when the outermost Module
-# call returns, since between calls a weight may be written in place (an optimizer
+# arrays computed on the way are never kept. The copies are no longer handed out once
+# the outermost Module call returns (the nodes that used one keep it for their
+# backward), since between calls a weight may be written in place (an optimizer
 # step, ``W.data[...] = ...``); assigning ``W.data = ...`` is safe at any time (the
 # new array is not the one copied). A forward that wrote into its own weight's array
 # in place between two uses would go on getting the copy made before the write.
