@@ -109,7 +109,17 @@ def timing_worker(sizes, budgets, min_rounds, max_rounds, threads):
         _say(f"  timing {SIZES[size_name]} ({threads} thread{'s' * (threads > 1)})")
         result["sizes"][size_name] = time_size(size_name, budgets[size_name], min_rounds,
                                                max_rounds[size_name])
+    result["orders"] = layout_choices()
     return result
+
+
+def layout_choices():
+    """The memory orders ``tinygraph.layout`` chose in this process, as text:
+    {'16 rows @ 128x128 float64': 'F', ...} (which one wins depends on the machine)."""
+    from tinygraph import layout
+    return {f"{rows} rows @ {shape[0]}x{shape[1]} {dtype}": "F" if f_faster else "C"
+            for (rows, shape, dtype), f_faster in sorted(layout._f_order_faster.items(),
+                                                         key=str)}
 
 
 def profile_worker(impl_name, size_name, steps, top):
@@ -256,6 +266,9 @@ def report(facts, runs, memory, micro, elapsed, quick):
                   f"{run['torch_threads'] or 'n/a'}. Ratios are medians of per-round "
                   f"ratios (same round, same machine state).", ""]
         lines += timing_table(run)
+        orders = ", ".join(f"{product} {order}" for product, order in run["orders"].items())
+        lines += ["", f"Memory order of the shared weights (`tinygraph.layout`, timed in "
+                      f"this process): {orders or 'none (one-row products always take the C order)'}."]
     lines += ["", "## Extra memory of one step (1 thread, a fresh process each)", "",
               "tracemalloc: peak minus baseline over the second step (NumPy buffers and "
               "Python objects; PyTorch's allocator is not traced). RSS growth: rise of the "
