@@ -267,8 +267,9 @@ def report(facts, runs, memory, micro, elapsed, quick):
                   f"ratios (same round, same machine state).", ""]
         lines += timing_table(run)
         orders = ", ".join(f"{product} {order}" for product, order in run["orders"].items())
+        orders = orders or "none (one-row products always take the C order)"
         lines += ["", f"Memory order of the shared weights (`tinygraph.layout`, timed in "
-                      f"this process): {orders or 'none (one-row products always take the C order)'}."]
+                      f"this process): {orders}."]
     lines += ["", "## Extra memory of one step (1 thread, a fresh process each)", "",
               "tracemalloc: peak minus baseline over the second step (NumPy buffers and "
               "Python objects; PyTorch's allocator is not traced). RSS growth: rise of the "

@@ -224,8 +224,9 @@ _local = threading.local()  # .transposes: {W: (W's array, its transpose)} per t
 @contextmanager
 def transposes_shared():
     """Inside the block, ``linear`` shares one contiguous copy of each weight's
-    transpose among the weight's uses (see the comment above; in this thread only). Nested
-    blocks share the outermost one's. ``nn.Module.__call__`` runs ``forward`` in one."""
+    transpose among the weight's uses (see the comment above; in this thread only).
+    Nested blocks share the outermost one's. ``nn.Module.__call__`` runs ``forward``
+    in one."""
     if getattr(_local, "transposes", None) is not None:
         yield
         return
