@@ -19,7 +19,7 @@ results never depend on how busy the machine was. With two rows or more the two
 orders gave bit-identical products in float64 and float32, with one BLAS thread and
 with two, for 600 random shapes on the AMD machine above.
 """
-import time
+from time import perf_counter
 
 # (rows of x, shape of M, dtype) -> True where the F-order operand was faster
 _f_order_faster = {}
@@ -42,7 +42,7 @@ def _time_both(x, M_c, M_f, runs=3):
     best = {"C": float("inf"), "F": float("inf")}
     for _ in range(runs):
         for order, M in (("C", M_c), ("F", M_f)):
-            start = time.perf_counter()
+            start = perf_counter()
             x @ M
-            best[order] = min(best[order], time.perf_counter() - start)
+            best[order] = min(best[order], perf_counter() - start)
     return best["F"] < best["C"]
