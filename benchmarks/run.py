@@ -114,12 +114,13 @@ def timing_worker(sizes, budgets, min_rounds, max_rounds, threads):
 
 
 def layout_choices():
-    """The memory orders ``tinygraph.layout`` chose in this process, as text:
-    {'16 rows @ 128x128 float64': 'F', ...} (which one wins depends on the machine)."""
+    """The memory orders ``tinygraph.layout`` measured in this process, as text:
+    {'16 rows @ 128x128 float64': 'F', ...}. F only where it was clearly faster and
+    gave the same bits; which one wins depends on the machine."""
     from tinygraph import layout
-    return {f"{rows} rows @ {shape[0]}x{shape[1]} {dtype}": "F" if f_faster else "C"
-            for (rows, shape, dtype), f_faster in sorted(layout._f_order_faster.items(),
-                                                         key=str)}
+    chosen = sorted(layout._f_order_wins.items(), key=lambda item: item[0][:2])
+    return {f"{rows} rows @ {shape[0]}x{shape[1]} {dtype}": "F" if wins else "C"
+            for (rows, shape, dtype), wins in chosen}
 
 
 def profile_worker(impl_name, size_name, steps, top):
@@ -267,9 +268,9 @@ def report(facts, runs, memory, micro, elapsed, quick):
                   f"ratios (same round, same machine state).", ""]
         lines += timing_table(run)
         orders = ", ".join(f"{product} {order}" for product, order in run["orders"].items())
-        orders = orders or "none (one-row products always take the C order)"
-        lines += ["", f"Memory order of the shared weights (`tinygraph.layout`, timed in "
-                      f"this process): {orders}."]
+        orders = orders or "none measured (one-row and small products take the C order)"
+        lines += ["", f"Memory order of the shared weights (`tinygraph.layout`, measured "
+                      f"in this process): {orders}."]
     lines += ["", "## Extra memory of one step (1 thread, a fresh process each)", "",
               "tracemalloc: peak minus baseline over the second step (NumPy buffers and "
               "Python objects; PyTorch's allocator is not traced). RSS growth: rise of the "

@@ -93,8 +93,10 @@ def test_targets_report_missed_and_unmeasured_sizes():
 def test_the_report_names_the_memory_order_chosen_for_each_shared_product(monkeypatch):
     from benchmarks.run import layout_choices
     from tinygraph import layout
-    monkeypatch.setattr(layout, "_f_order_faster", {
-        (16, (128, 128), np.dtype(np.float64)): True,
-        (16, (128, 32), np.dtype(np.float64)): False})
-    assert layout_choices() == {"16 rows @ 128x128 float64": "F",
-                                "16 rows @ 128x32 float64": "C"}
+    monkeypatch.setattr(layout, "_f_order_wins", {
+        (32, (256, 256), np.dtype(np.float64)): True,
+        (16, (128, 32), np.dtype(np.float64)): False,
+        (16, (128, 128), np.dtype(np.float64)): True})
+    assert list(layout_choices().items()) == [("16 rows @ 128x32 float64", "C"),
+                                              ("16 rows @ 128x128 float64", "F"),
+                                              ("32 rows @ 256x256 float64", "F")]

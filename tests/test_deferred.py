@@ -91,13 +91,26 @@ def _rows_of(shape, indices, seed=0):
     return as_array(total), expected
 
 
-@pytest.mark.parametrize("indices", [[2, 1, 0], [0, -2, 2], [-1, -2, -3]])
-def test_scatter_of_every_row_once_is_those_rows(indices):
-    got, expected = _rows_of((3, 2), indices)
-    np.testing.assert_array_equal(got, expected)
+def _spy_on_each_row_once(monkeypatch):
+    answers, original = [], Scatter._each_row_once
+    monkeypatch.setattr(Scatter, "_each_row_once",
+                        lambda self: answers.append(original(self)) or answers[-1])
+    return answers
 
 
-@pytest.mark.parametrize("indices", [[0, 0, 1], [0, -3, 2], [1, 2]])
-def test_scatter_of_a_row_twice_or_a_row_missing_still_adds_up_with_zeros_elsewhere(indices):
+@pytest.mark.parametrize("indices", [[2, 1, 0], [0, -2, 2], [-1, -2, -3],
+                                     [np.int64(1), 0, np.int32(2)]])
+def test_scatter_of_every_row_once_is_those_rows_written_without_zeros(monkeypatch, indices):
+    answers = _spy_on_each_row_once(monkeypatch)
     got, expected = _rows_of((3, 2), indices)
     np.testing.assert_array_equal(got, expected)
+    assert answers == [True]
+
+
+@pytest.mark.parametrize("indices", [[0, 0, 1], [0, -3, 2], [1, 2], [True, 0, 1]])
+def test_scatter_of_a_row_twice_or_a_row_missing_still_adds_up_with_zeros_elsewhere(
+        monkeypatch, indices):
+    answers = _spy_on_each_row_once(monkeypatch)
+    got, expected = _rows_of((3, 2), indices)
+    np.testing.assert_array_equal(got, expected)
+    assert answers == [False]

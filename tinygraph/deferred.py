@@ -124,9 +124,9 @@ class Scatter(Deferred):
             return False
         seen = set()
         for index, _, _ in self.pieces:
-            if type(index) is not int:
+            if not (type(index) is int or isinstance(index, np.integer)):  # not bool
                 return False
-            seen.add(index % rows)
+            seen.add(int(index) % rows)
         return len(seen) == rows
 
     def absorb(self, other):

@@ -175,10 +175,13 @@ class Linear(Op):
         # One (rows x in) @ (in x out) product: np.matmul on a stack of matrices would
         # loop over the stack.
         rows = x if x.ndim == 2 else x.reshape(-1, W.shape[1])
+        # W_T (W^T in C order) is there when W is shared: see transposes_shared. The
+        # backward's g W uses it (as W in F order) only where that order is faster.
+        out = rows @ W.T if W_T is None else layout.matmul(rows, W_T, W.T)
+        if W_T is not None and not layout.f_order_faster(len(rows), W.shape, W.dtype):
+            W_T = None
         # (The shapes ride along in ``saved``: a long unroll has many linear nodes.)
         self.saved = rows, W, W_T, x.shape, None if b is None else b.shape
-        # W_T, a copy of W^T in C order, is there when W is shared: see transposes_shared
-        out = rows @ W.T if W_T is None else layout.matmul(rows, W_T, W.T)
         if x.ndim != 2:
             out = out.reshape(*x.shape[:-1], W.shape[0])
         if b is None:
@@ -213,11 +216,14 @@ class Linear(Op):
 # faster: W^T as the copy or as the view W.T, W as the array or as the view of the
 # copy. A weight here is a leaf tensor that requires grad (a Parameter, typically):
 # arrays computed on the way are never kept. The copies are no longer handed out once
-# the outermost Module call returns (the nodes that used one keep it for their
-# backward), since between calls a weight may be written in place (an optimizer
-# step, ``W.data[...] = ...``); assigning ``W.data = ...`` is safe at any time (the
-# new array is not the one copied). A forward that wrote into its own weight's array
-# in place between two uses would go on getting the copy made before the write.
+# the outermost Module call returns (a node whose backward multiplies by the copy
+# keeps it until then: one copy per weight and graph), since between calls a weight
+# may be written in place (an optimizer step, ``W.data[...] = ...``); assigning
+# ``W.data = ...`` is safe at any time (the new array is not the one copied). A
+# forward that wrote into its own weight's array in place between two uses would go
+# on getting the copy made before the write, and a backward after such a write (which
+# no version counter sees) would use the copy where the F order won and the written
+# array elsewhere.
 _local = threading.local()  # .transposes: {W: (W's array, its transpose)} per thread
 
 
@@ -238,8 +244,9 @@ def transposes_shared():
 
 
 def _shared_transpose(W):
-    """A contiguous copy of weight ``W``'s transpose, shared by its uses, or None (there
-    is only ``W``): None outside ``transposes_shared`` and at a weight's first use."""
+    """W^T in C order, shared by weight ``W``'s uses (a copy, or a view of W's own array
+    when W is stored by columns), or None (there is only ``W``): None outside
+    ``transposes_shared`` and at a weight's first use."""
     transposes = getattr(_local, "transposes", None)
     if transposes is None or W._node is not None or not W._requires_grad:
         return None
