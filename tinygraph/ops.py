@@ -212,12 +212,12 @@ class Linear(Op):
 # fast OpenBLAS multiplies by a matrix depends on its memory order, differently on
 # different processors (see ``layout``). So while a Module call runs
 # (``transposes_shared``), a weight's second use makes a contiguous copy of W^T, later
-# uses share it, and each product takes whichever order ``layout.matmul`` found
-# faster: W^T as the copy or as the view W.T, W as the array or as the view of the
-# copy. A weight here is a leaf tensor that requires grad (a Parameter, typically):
+# uses share it, and each product takes the order ``layout`` chose for its shape (F
+# only where that is clearly faster and gives the same bits): W^T as the copy or as
+# the view W.T, W as the array or as the view of the copy. A weight here is a leaf tensor that requires grad (a Parameter, typically):
 # arrays computed on the way are never kept. The copies are no longer handed out once
 # the outermost Module call returns (a node whose backward multiplies by the copy
-# keeps it until then: one copy per weight and graph), since between calls a weight
+# keeps it until that backward has run: one copy per weight and graph), since between calls a weight
 # may be written in place (an optimizer step, ``W.data[...] = ...``); assigning
 # ``W.data = ...`` is safe at any time (the new array is not the one copied). A
 # forward that wrote into its own weight's array in place between two uses would go
