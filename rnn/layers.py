@@ -76,6 +76,46 @@ def _scan(step, inputs, state, times, names, keep=None):
     return [states[t] for t in sorted(states)]
 
 
+def _replay(recur, x_proj, state, reverse, keep=None):
+    """``tg.scan`` of ``state = recur(x_proj[t], state)`` (t = T-1 down to 0 with
+    ``reverse``), with ``_scan``'s padding rule; returns the stacked states, one
+    (T, B, n) tensor per part of the state."""
+    if keep is None or keep.all():
+        stacked = tg.scan(lambda state, x_proj_t: recur(x_proj_t, state), state, x_proj,
+                          reverse=reverse)
+    else:
+        def step(state, x_t):
+            x_proj_t, keep_t = x_t
+            new = recur(x_proj_t, state)
+            return _rejoin([tg.where(keep_t, n, p) for n, p in zip(_parts(new), _parts(state))],
+                           new)
+        stacked = tg.scan(step, state, (x_proj, tg.tensor(keep[:, :, None])), reverse=reverse)
+    return _parts(stacked)
+
+
+class _Steps:
+    """The per-step states of a layer whose recurrence ran as one ``tg.scan`` node:
+    ``states[t - 1]`` is a<t> (a pair (a<t>, c<t>) for the LSTM), a slice of the
+    stacked states, named as ``_scan`` names them. Each access makes a new slice, so
+    ``retain_grad()`` on one shows nothing; run the layer under ``tg.unrolled()`` for
+    per-step graph nodes."""
+
+    def __init__(self, stacked, formats):
+        self.stacked, self.formats = stacked, formats
+
+    def __len__(self):
+        return len(self.stacked[0])
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        t = range(1, len(self) + 1)[index]  # IndexError past either end
+        parts = [part[t - 1] for part in self.stacked]
+        for part, name in zip(parts, self.formats):
+            part.name = name.format(t=t)
+        return tuple(parts) if len(parts) > 1 else parts[0]
+
+
 def _beside(layer, forward, reverse):
     """[fwd_t ; bwd_t] for every step t: a bidirectional layer's outputs."""
     joined = []
@@ -207,14 +247,24 @@ class _RecurrentLayer(nn.Module):
             for suffix in self.directions:
                 cell = getattr(self, f"l{layer}{suffix}")
                 times = range(steps, 0, -1) if suffix else range(1, steps + 1)
+                formats = self._state_formats(layer, suffix)
                 with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
                     x_proj = cell.project(layer_input)  # every step's input share at once
-                    states = _scan(cell.recur, x_proj, next(initial), times,
-                                   self._state_formats(layer, suffix), keep)
-                hidden.append([_parts(s)[0] for s in states])
+                    if tg.loops.replays():  # the recurrence as one scan node
+                        states = _Steps(_replay(cell.recur, x_proj, next(initial),
+                                                bool(suffix), keep), formats)
+                    else:  # the literal per-step graph (drawings, anomaly mode)
+                        states = _scan(cell.recur, x_proj, next(initial), times, formats,
+                                       keep)
+                hidden.append(states.stacked[0] if isinstance(states, _Steps)
+                              else [_parts(s)[0] for s in states])
                 finals.append(states[0] if suffix else states[-1])  # the last one run
                 self.last_states[f"l{layer}{suffix}"] = states
-            layer_input = tg.stack(hidden[0] if len(hidden) == 1 else _beside(layer, *hidden))
+            if isinstance(hidden[0], tg.Tensor):
+                layer_input = hidden[0] if len(hidden) == 1 else tg.concat(hidden, axis=2)
+            else:
+                layer_input = tg.stack(hidden[0] if len(hidden) == 1 else
+                                       _beside(layer, *hidden))
 
         output = layer_input
         if keep is not None and not keep.all():

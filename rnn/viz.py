@@ -366,7 +366,8 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     ``.grad`` is exactly the sum of the recorded contributions.
     """
     xs = _as_input(xs)
-    output = model(xs) if a0 is None else model(xs, a0)
+    with tg.unrolled():  # per-step nodes, even in layers that replay a tg.scan
+        output = model(xs) if a0 is None else model(xs, a0)
     first = output if isinstance(output, tg.Tensor) else output[0]
     loss = _loss(first, targets, loss_fn)
     if loss.size != 1:
@@ -415,7 +416,8 @@ def _as_trace(source, xs, a0):
     if xs is None:
         raise TypeError(f"rnn.viz draws a trace, a tensor, or a model with its input "
                         f"xs; got {type(source).__name__} and no xs")
-    output = source(_as_input(xs)) if a0 is None else source(_as_input(xs), a0)
+    with tg.unrolled():
+        output = source(_as_input(xs)) if a0 is None else source(_as_input(xs), a0)
     return Trace(_tensors(output), model=source, outputs=output)
 
 

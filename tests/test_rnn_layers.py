@@ -72,9 +72,10 @@ def test_layer_output_shapes_follow_pytorch(rng):
 
 
 # ---- scopes and names ------------------------------------------------------------------
-def test_recurrence_ops_carry_layer_direction_and_time_scopes(rng):
+def test_unrolled_recurrence_ops_carry_layer_direction_and_time_scopes(rng):
     layer = rnn.RNN(3, 4, num_layers=2, bidirectional=True)
-    layer(randn(rng, 3, 2, 3))
+    with tg.unrolled():
+        layer(randn(rng, 3, 2, 3))
     for key, states in layer.last_states.items():
         layer_label = f"layer={key[1]}"
         for t, a_t in enumerate(states, start=1):
@@ -92,22 +93,40 @@ def test_states_are_named_like_the_notes(rng):
     assert [a.name for a in single.last_states["l0"]] == ["a<1>", "a<2>"]
 
 
-def test_layer_projects_every_input_at_once_and_recurs_one_linear_per_step(rng):
+def _ops_named(output, *names):
+    return [v for v in tg.engine.toposort(output.op)
+            if isinstance(v, tg.engine.Op) and v.name in names]
+
+
+def test_unrolled_layer_projects_every_input_at_once_and_recurs_one_linear_per_step(rng):
     layer = rnn.RNN(3, 4)
-    output, _ = layer(randn(rng, 6, 2, 3))
-    products = [v for v in tg.engine.toposort(output.op)
-                if isinstance(v, tg.engine.Op) and v.name in ("matmul", "linear")]
+    with tg.unrolled():
+        output, _ = layer(randn(rng, 6, 2, 3))
+    products = _ops_named(output, "matmul", "linear", "scan")
     assert sorted(v.scope for v in products) == sorted(
         [("layer=0",)] + [("layer=0", f"t={t}") for t in range(1, 7)])
     assert {v.name for v in products} == {"linear"}
 
 
-def test_bidirectional_outputs_are_joined_at_each_step(rng):
+def test_layer_projects_every_input_at_once_and_recurs_in_one_scan_node(rng):
+    layer = rnn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    output, _ = layer(randn(rng, 6, 2, 3))
+    nodes = _ops_named(output, "matmul", "linear", "scan")
+    cells = [("layer=0",), ("layer=0", "direction=reverse"),
+             ("layer=1",), ("layer=1", "direction=reverse")]
+    assert sorted((v.name, v.scope) for v in nodes) == sorted(
+        [("linear", scope) for scope in cells] + [("scan", scope) for scope in cells])
+    assert not _ops_named(output, "tanh", "sigmoid")  # inside the scan nodes
+
+
+def test_bidirectional_outputs_are_joined_at_each_step_when_unrolled(rng):
     layer = rnn.GRU(3, 4, bidirectional=True)
-    output, _ = layer(randn(rng, 3, 2, 3))
-    concats = [v for v in tg.engine.toposort(output.op)
-               if isinstance(v, tg.engine.Op) and v.name == "concat"]
+    with tg.unrolled():
+        output, _ = layer(randn(rng, 3, 2, 3))
+    concats = _ops_named(output, "concat")
     assert sorted(v.scope for v in concats) == [("layer=0", f"t={t}") for t in (1, 2, 3)]
+    joined, _ = layer(tg.tensor(randn(rng, 3, 2, 3)))
+    assert len(_ops_named(joined, "concat")) == 1  # replayed: both directions at once
 
 
 # ---- variable lengths ----------------------------------------------------------------

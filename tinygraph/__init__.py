@@ -12,6 +12,7 @@ from .tensor import Tensor, tensor
 from .ops import (add, concat, div, exp, getitem, linear, log, log_softmax, matmul, max, mean,
                   mul, neg, permute, pow, relu, reshape, sigmoid, softplus, stack, sub, sum,
                   tanh, transpose, where)
+from .loops import scan, unrolled
 from .gradcheck import GradcheckError, gradcheck
 from .stats import GraphStats, graph_stats
 from .random import manual_seed

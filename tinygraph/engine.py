@@ -26,6 +26,7 @@ from .deferred import Deferred, add_grads, as_array
 
 _grad_enabled = True
 _scope = ()
+tracing = None  # a list while ``scan`` traces a step: Op.apply appends every op it runs
 backward_count = 0  # backward passes run so far (optim uses it to spot a late clip)
 
 
@@ -181,6 +182,8 @@ class Op:
             op.site = anomaly.creation_site()
             anomaly.check_forward(op, arrays, data, op.site)
         out = Tensor._wrap(data)
+        if tracing is not None:
+            tracing.append((cls, inputs, params, out))
         if not _grad_enabled or True not in needs_grad:
             return out
         data.setflags(write=False)

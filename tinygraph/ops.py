@@ -486,10 +486,12 @@ class Stack(Op):
 class Where(Op):
     """out = a where condition else b;  dL/da = g where condition, dL/db = g elsewhere.
 
-    The condition is a boolean array: it is not differentiated.
+    The condition is a third input (a tensor, so that ``scan`` can feed it a new one
+    at every step), read as booleans and not differentiated.
     """
 
     def forward(self, a, b, condition):
+        condition = condition.astype(bool, copy=False)
         self.saved = condition, a.shape, b.shape
         return np.where(condition, a, b)
 
@@ -670,10 +672,10 @@ def stack(tensors, axis=0):
 
 def where(condition, a, b):
     """Elementwise choice: ``a`` where ``condition`` holds, else ``b``."""
-    condition = np.asarray(condition._data if isinstance(condition, Tensor) else condition,
-                           dtype=bool)
+    if not isinstance(condition, Tensor):
+        condition = Tensor._wrap(np.asarray(condition, dtype=bool))
     a, b = _pair(a, b)
-    return Where.apply(a, b, condition=condition)
+    return Where.apply(a, b, condition)
 
 
 def log_softmax(x, axis=-1):

@@ -158,6 +158,11 @@ class Tensor:
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
+        if engine.tracing is not None:
+            raise RuntimeError(
+                "detach() inside a step that tg.scan traces: it is not an op, so it "
+                "cannot be replayed at the other steps; run the loop under "
+                "tg.unrolled() instead")
         out = Tensor._wrap(self._data)
         out._name = self._name
         return out
