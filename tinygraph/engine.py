@@ -28,6 +28,7 @@ _grad_enabled = True
 _scope = ()
 tracing = None  # a list while ``scan`` traces a step: Op.apply appends every op it runs
 backward_count = 0  # backward passes run so far (optim uses it to spot a late clip)
+retaining_graph = False  # during a backward: was it asked to keep the saved arrays?
 
 
 def is_grad_enabled():
@@ -320,7 +321,7 @@ def backward(root, grad=None, retain_graph=False):
     its backward has run. A leaf that ``root`` does not depend on is not touched: its
     ``.grad`` stays None (not zeros), which tells a parameter the loss never used.
     """
-    global backward_count
+    global backward_count, retaining_graph
     if not root._requires_grad:
         raise RuntimeError(
             "backward() on a tensor that does not require grad: no input of the "
@@ -350,6 +351,7 @@ def backward(root, grad=None, retain_graph=False):
             _check_saved_versions(node)
 
     backward_count += 1
+    outer_retaining, retaining_graph = retaining_graph, retain_graph  # (a hook may nest one)
     pending = {start: grad}
     for node in nodes:
         grad = pending.pop(node, None)
@@ -383,6 +385,7 @@ def backward(root, grad=None, retain_graph=False):
                 pending[parent] = previous + parent_grad
             else:
                 pending[parent] = add_grads(previous, parent_grad)
+    retaining_graph = outer_retaining
     # Every consumer of a leaf came before it. Hooks and checks run for all leaves
     # first, so that an error there leaves every .grad as it was.
     arrived = [(leaf, _leaf_grad(leaf, as_array(pending[leaf])))

@@ -25,6 +25,7 @@ step, for drawings, ``retain_grad`` on per-step values and hooks. Anomaly mode a
 ``no_grad`` run the plain loop too.
 """
 from contextlib import contextmanager
+from operator import itemgetter
 
 import numpy as np
 
@@ -136,10 +137,13 @@ class Program:
         self.n_carry, self.n_xs, self.externals = n_carry, n_xs, externals
         self.ops, self.outputs, self.carry_shapes = ops, outputs, carry_shapes
         self.n_inputs = n_carry + n_xs + len(externals)
-
-    def wiring(self):
-        """Which ops ran on which slots (two traces of one step must agree)."""
-        return [(cls, slots) for cls, slots, _, _ in self.ops], self.outputs
+        # For the replay: how each op gets its arguments from the slots (itemgetter
+        # returns a tuple for several slots, the value itself for one), and the
+        # slots its backward sends gradients to (None: it needs none).
+        self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs_grad)
+                       for cls, slots, params, needs_grad in ops]
+        self.backward_slots = [slots if True in needs_grad else None
+                               for _, slots, _, needs_grad in ops]
 
 
 def _trace(call, init_parts, xs_parts):
@@ -149,7 +153,7 @@ def _trace(call, init_parts, xs_parts):
     The first run is a warm-up. Inside a Module call, ``linear`` treats a weight's
     first use differently from later ones (it shares a transposed copy from the second
     use on: ``ops.transposes_shared``), and every replayed step is a later use. The
-    two runs must apply the same ops to the same slots.
+    two runs must apply the same ops.
     """
     carry = [Tensor._wrap(p._data) for p in init_parts]
     x_first = [Tensor._wrap(x._data[0]) for x in xs_parts]
@@ -162,14 +166,12 @@ def _trace(call, init_parts, xs_parts):
             records.append((engine.tracing, outputs))
         finally:
             engine.tracing = previous
-    programs = [_program(record, outputs, carry, x_first, xs_parts, init_parts)
-                for record, outputs in records]
-    if programs[0].wiring() != programs[1].wiring():
+    (first, _), (second, outputs) = records
+    if [r[0] for r in first] != [r[0] for r in second]:
         raise RuntimeError(
             "scan: step applied different ops on two runs with the same inputs (does it "
-            "depend on random draws or on state outside its arguments?); run it under "
-            "tg.unrolled() instead")
-    return programs[1]
+            "depend on state outside its arguments?); run the loop under tg.unrolled()")
+    return _program(second, outputs, carry, x_first, xs_parts, init_parts)
 
 
 def _program(record, outputs, carry, x_first, xs_parts, init_parts):
@@ -184,7 +186,9 @@ def _program(record, outputs, carry, x_first, xs_parts, init_parts):
             externals.append(t)
         return slot[id(t)]
 
+    per_step = [t._data for t in carry + x_first]
     for cls, inputs, params, out in record:
+        _check_params(cls, params, per_step)
         ops.append((cls, [slot_of(t) for t in inputs], params))
         slot[id(out)] = ("op", len(ops) - 1)
     output_slots = [slot_of(t) for t in outputs]
@@ -210,6 +214,22 @@ def _program(record, outputs, carry, x_first, xs_parts, init_parts):
     return Program(len(carry), len(x_first), externals,
                    [(cls, slots, params, flag) for (cls, slots, params), flag
                     in zip(ops, flags)], output_slots, [p.shape for p in carry])
+
+
+def _check_params(cls, params, per_step):
+    """Raise if an op's parameters hold one of the step's own arrays (an index given
+    as a tensor, say): a parameter is fixed when traced, so the replay would use the
+    first step's value at every step."""
+    values = list(params.values())
+    for value in values:
+        if isinstance(value, (tuple, list)):
+            values.extend(value)
+        elif isinstance(value, np.ndarray) and any(
+                np.may_share_memory(value, array) for array in per_step):
+            raise ValueError(
+                f"scan: the step gave '{cls.__name__.lower()}' one of its per-step values "
+                f"as a parameter (an index or an option, not an input), which the trace "
+                f"would fix at the first step; run the loop under tg.unrolled()")
 
 
 # ---- the node ----------------------------------------------------------------------
@@ -241,58 +261,76 @@ class Scan(Op):
         k, m = program.n_carry, program.n_xs
         carry, xs, fixed = list(arrays[:k]), arrays[k:k + m], list(arrays[k + m:])
         steps = len(xs[0])
-        sizes = [int(np.prod(shape)) for shape in program.carry_shapes]
-        rows = np.empty((steps, sum(sizes)), dtype=carry[0].dtype)
-        bounds = np.cumsum([0] + sizes)
-        tapes = [None] * steps
-        for t in range(steps - 1, -1, -1) if reverse else range(steps):
-            env = carry + [x[t] for x in xs] + fixed
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        ops, outputs = program.replay, program.outputs
+        tapes, per_step = [None] * steps, [None] * steps
+        # Plain loops, no comprehensions: in CPython 3.11 each of those is a call.
+        for t in order:
+            env = carry.copy()
+            for x in xs:
+                env.append(x[t])
+            env += fixed
             tape = []
-            for cls, slots, params, needs_grad in program.ops:
+            for cls, fetch, spread, params, needs_grad in ops:
                 op = cls()
                 op.needs_grad = needs_grad
-                out = op.forward(*[env[s] for s in slots], **params)
+                out = op.forward(*fetch(env), **params) if spread else \
+                    op.forward(fetch(env), **params)
                 env.append(out if type(out) is np.ndarray else np.asarray(out))
-                tape.append(op if True in needs_grad else None)
-            carry = [env[s] for s in program.outputs]
-            for part, start, stop in zip(carry, bounds, bounds[1:]):
-                rows[t, start:stop] = part.reshape(-1)
-            tapes[t] = tape
-        self.saved = tapes, [x.shape for x in xs], bounds
+                tape.append(op)
+            carry = [env[s] for s in outputs]
+            tapes[t], per_step[t] = tape, carry
+        self.saved = tapes, [x.shape for x in xs]
         self.program, self.reverse = program, reverse
-        return rows
+        if k == 1:
+            return np.stack([c[0] for c in per_step]).reshape(steps, -1)
+        return np.concatenate([np.stack([c[i] for c in per_step]).reshape(steps, -1)
+                               for i in range(k)], axis=1)
 
     def backward(self, g):
-        tapes, xs_shapes, bounds = self.saved
+        tapes, xs_shapes = self.saved
         program, k, m = self.program, self.program.n_carry, self.program.n_xs
+        n_inputs, outputs, back = program.n_inputs, program.outputs, program.backward_slots
         needs = self.needs_grad
+        steps, start, g_outputs = len(tapes), 0, []
+        for shape in program.carry_shapes:  # dL/d(carry after step t), per part
+            size = int(np.prod(shape))
+            g_outputs.append(g[:, start:start + size].reshape((steps,) + shape))
+            start += size
         g_xs = [np.zeros(shape, dtype=g.dtype) if needs[k + i] else None
                 for i, shape in enumerate(xs_shapes)]
         g_externals = [None] * len(program.externals)
         g_carry = [None] * k
-        steps = len(tapes)
         for t in range(steps) if self.reverse else range(steps - 1, -1, -1):
-            grads = [None] * (program.n_inputs + len(program.ops))
-            for i, s in enumerate(program.outputs):
-                part = g[t, bounds[i]:bounds[i + 1]].reshape(program.carry_shapes[i])
-                grads[s] = _add(grads[s], _add(g_carry[i], part))
+            grads = [None] * (n_inputs + len(back))
+            for i in range(k):
+                grad = g_outputs[i][t] if g_carry[i] is None else g_outputs[i][t] + g_carry[i]
+                s = outputs[i]
+                grads[s] = grad if grads[s] is None else _add(grads[s], grad)
             tape = tapes[t]
+            if not engine.retaining_graph:
+                tapes[t] = None  # the step's saved arrays go once its backward has run
             for j in range(len(tape) - 1, -1, -1):
-                op, grad = tape[j], grads[program.n_inputs + j]
-                if op is None or grad is None:
+                grad, slots = grads[n_inputs + j], back[j]
+                if grad is None or slots is None:
                     continue
                 if isinstance(grad, Deferred):
                     grad = grad.evaluate()
-                for s, input_grad in zip(program.ops[j][1], op.backward(grad)):
+                for s, input_grad in zip(slots, tape[j].backward(grad)):
                     if input_grad is not None:
-                        grads[s] = _add(grads[s], input_grad)
-            tapes[t] = None  # release this step's saved arrays
-            g_carry = [None if grad is None else as_array(grad) for grad in grads[:k]]
+                        previous = grads[s]
+                        grads[s] = input_grad if previous is None else _add(previous, input_grad)
+            g_carry = grads[:k]
+            for i in range(k):
+                if isinstance(g_carry[i], Deferred):
+                    g_carry[i] = g_carry[i].evaluate()
             for i in range(m):
                 if g_xs[i] is not None and grads[k + i] is not None:
                     g_xs[i][t] = as_array(grads[k + i])
-            for e, grad in enumerate(grads[k + m:program.n_inputs]):
+            for e in range(len(g_externals)):
+                grad = grads[k + m + e]
                 if grad is not None and needs[k + m + e]:
-                    g_externals[e] = _add(g_externals[e], grad)
+                    g_externals[e] = grad if g_externals[e] is None else \
+                        _add(g_externals[e], grad)
         g_init = [grad if needed else None for grad, needed in zip(g_carry, needs)]
         return (*g_init, *g_xs, *g_externals)
