@@ -1,5 +1,7 @@
 """rnn.RNN / LSTM / GRU without torch: stacking, directions, variable lengths, scopes,
 state dicts, truncated BPTT, and gradients against central differences."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -294,3 +296,42 @@ def test_detach_state_cuts_each_part_and_keeps_values(rng):
     assert isinstance(detached, tuple) and all(part.is_leaf for part in detached)
     for part, original in zip(detached, state):
         np.testing.assert_array_equal(part.data, original.data)
+
+
+# ---- the recurrence as one tg.scan node ----------------------------------------------
+def _outputs_and_grads(layer, xs, lengths, mode):
+    layer.zero_grad()
+    with mode:
+        output, final = layer(xs, lengths=lengths)
+    finals = final if isinstance(final, tuple) else (final,)
+    loss = (output * output).sum() + sum((f * 3).sum() for f in finals)
+    loss.backward()
+    return [output.data, *(f.data for f in finals)] + [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("layer_class", [rnn.RNN, rnn.LSTM, rnn.GRU])
+@pytest.mark.parametrize("lengths", [None, np.array([4, 2, 3])])
+def test_replayed_layers_equal_the_unrolled_graph(rng, layer_class, lengths):
+    layer = layer_class(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    xs = tg.tensor(randn(rng, 3, 4, 3))
+    replayed = _outputs_and_grads(layer, xs, lengths, contextlib.nullcontext())
+    unrolled = _outputs_and_grads(layer, xs, lengths, tg.unrolled())
+    parts = 3 if layer_class is rnn.LSTM else 2  # output, h_n (and c_n)
+    assert len(replayed) == len(unrolled) == parts + 16  # 4 cells x 4 parameters
+    for got, expected in zip(replayed, unrolled):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_replayed_layers_keep_per_step_states_as_named_slices(rng):
+    layer = rnn.LSTM(3, 4, num_layers=2)
+    output, (h_n, c_n) = layer(randn(rng, 5, 2, 3))
+    states = layer.last_states["l1"]
+    assert len(states) == 5
+    a_3, c_3 = states[2]
+    assert (a_3.name, c_3.name) == ("a<3>[2]", "c<3>[2]")
+    np.testing.assert_array_equal(a_3.data, output.data[2])
+    np.testing.assert_array_equal(states[-1][1].data, c_n.data[1])
+    assert [a.name for a, _ in states[1:3]] == ["a<2>[2]", "a<3>[2]"]
+    assert [a.name for a, _ in states] == [f"a<{t}>[2]" for t in range(1, 6)]
+    with pytest.raises(IndexError):
+        states[5]
