@@ -18,9 +18,13 @@ state dict maps onto them by a rename, with no transpose:
 
 For speed, a layer projects the inputs of all T steps at once (``cell.project``:
 x W_ax^T + b_ax for the whole (T, B, m) sequence, one ``tg.linear`` node; the RNN
-folds b_aa in too) and calls ``cell.recur`` step by step, each step reading its
-slice of that projection; the engine sums the weight gradients of all steps in one
-matrix product.
+folds b_aa in too) and runs only the recurrence ``cell.recur`` step by step, each
+step reading its slice of that projection, as one ``tg.scan`` node: the step is
+traced once and its ops replayed on arrays, and the weight gradients of all steps are
+summed in one matrix product. Under ``tg.unrolled()`` (and in anomaly mode) the
+recurrence is the literal per-step graph instead, every a<t> a node of its own, under
+``tg.scope(f"t={t}")``: that is what ``rnn.viz`` draws, and what ``retain_grad`` on a
+per-step state needs.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -54,7 +58,7 @@ def _rejoin(parts, like):
     return tuple(parts) if isinstance(like, tuple) else parts[0]
 
 
-def _scan(step, inputs, state, times, names, keep=None):
+def _step_by_step(step, inputs, state, times, names, keep=None):
     """Run ``state = step(inputs[t - 1], state)`` for t in ``times`` (1-based, in order),
     each step under ``tg.scope(f"t={t}")``; return the states in time order t = 1..T.
 
@@ -78,8 +82,8 @@ def _scan(step, inputs, state, times, names, keep=None):
 
 def _replay(recur, x_proj, state, reverse, keep=None):
     """``tg.scan`` of ``state = recur(x_proj[t], state)`` (t = T-1 down to 0 with
-    ``reverse``), with ``_scan``'s padding rule; returns the stacked states, one
-    (T, B, n) tensor per part of the state."""
+    ``reverse``), with ``_step_by_step``'s padding rule; returns the stacked states,
+    one (T, B, n) tensor per part of the state."""
     if keep is None or keep.all():
         stacked = tg.scan(lambda state, x_proj_t: recur(x_proj_t, state), state, x_proj,
                           reverse=reverse)
@@ -96,9 +100,9 @@ def _replay(recur, x_proj, state, reverse, keep=None):
 class _Steps:
     """The per-step states of a layer whose recurrence ran as one ``tg.scan`` node:
     ``states[t - 1]`` is a<t> (a pair (a<t>, c<t>) for the LSTM), a slice of the
-    stacked states, named as ``_scan`` names them. Each access makes a new slice, so
-    ``retain_grad()`` on one shows nothing; run the layer under ``tg.unrolled()`` for
-    per-step graph nodes."""
+    stacked states, named as ``_step_by_step`` names them. Each access makes a new
+    slice, so ``retain_grad()`` on one shows nothing; run the layer under
+    ``tg.unrolled()`` for per-step graph nodes."""
 
     def __init__(self, stacked, formats):
         self.stacked, self.formats = stacked, formats
@@ -142,7 +146,7 @@ def unroll(cell, xs, a0=None):
         (xs[0].shape[0], xs[0].dtype)
     state = cell.initial_state(batch, dtype) if a0 is None else a0
     names = ("a<{t}>", "c<{t}>")[:len(_parts(state))]
-    return _scan(cell.step, xs, state, range(1, len(xs) + 1), names)
+    return _step_by_step(cell.step, xs, state, range(1, len(xs) + 1), names)
 
 
 def detach_state(state):
@@ -222,7 +226,8 @@ class _RecurrentLayer(nn.Module):
         bidirectional; h_n (D*num_layers, B, n), the last state of every layer and
         direction (the reverse direction's is its state at t = 1). The per-step states
         stay in ``layer.last_states``: {"l0": [a<1>, ..., a<T>], "l0_reverse": [...]},
-        in time order, each (B, n) (pairs (a<t>, c<t>) for the LSTM).
+        in time order, each (B, n) (pairs (a<t>, c<t>) for the LSTM): graph nodes
+        under ``tg.unrolled()``, otherwise slices of the scan node's stacked states.
         """
         if not isinstance(x, tg.Tensor):
             x = tg.tensor(x)
@@ -254,8 +259,8 @@ class _RecurrentLayer(nn.Module):
                         states = _Steps(_replay(cell.recur, x_proj, next(initial),
                                                 bool(suffix), keep), formats)
                     else:  # the literal per-step graph (drawings, anomaly mode)
-                        states = _scan(cell.recur, x_proj, next(initial), times, formats,
-                                       keep)
+                        states = _step_by_step(cell.recur, x_proj, next(initial), times,
+                                               formats, keep)
                 hidden.append(states.stacked[0] if isinstance(states, _Steps)
                               else [_parts(s)[0] for s in states])
                 finals.append(states[0] if suffix else states[-1])  # the last one run
