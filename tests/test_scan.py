@@ -278,3 +278,14 @@ def test_bad_arguments_get_errors_that_name_the_problem(step, init, xs, error, m
     xs = tg.tensor(np.ones((3, 1, 2))) if xs is None else xs
     with pytest.raises(error, match=match):
         tg.scan(step, init, xs)
+
+
+def test_graph_stats_count_the_arrays_every_replayed_step_keeps():
+    layer = rnn.LSTM(3, 4, num_layers=2)
+    xs = np.random.default_rng(0).standard_normal((5, 2, 3))
+    replayed = tg.graph_stats(layer(xs)[0].sum())
+    with tg.unrolled():
+        unrolled = tg.graph_stats(layer(xs)[0].sum())
+    assert replayed.nodes < unrolled.nodes / 10
+    assert (replayed.saved_arrays, replayed.saved_bytes) == (unrolled.saved_arrays,
+                                                             unrolled.saved_bytes)

@@ -55,11 +55,17 @@ def graph_stats(root):
 
 
 def _arrays(saved):
-    if isinstance(saved, np.ndarray):
-        yield saved
-    elif isinstance(saved, (tuple, list)):
-        for item in saved:
-            yield from _arrays(item)
+    """The arrays in a node's ``saved``, and in the ``saved`` of op instances it keeps
+    (a ``scan`` node keeps every step's ops), without recursion."""
+    stack = [saved]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            yield item
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, Op):
+            stack.append(item.saved)
 
 
 def _depth(root):
