@@ -20,7 +20,7 @@ For speed, a layer projects the inputs of all T steps at once (``cell.project``:
 x W_ax^T + b_ax for the whole (T, B, m) sequence, one ``tg.linear`` node; the RNN
 folds b_aa in too) and runs only the recurrence ``cell.recur`` step by step, each
 step reading its slice of that projection, as one ``tg.scan`` node: the step is
-traced once and its ops replayed on arrays, and the weight gradients of all steps are
+traced and its ops replayed on arrays, and the weight gradients of all steps are
 summed in one matrix product. Under ``tg.unrolled()`` (and in anomaly mode) the
 recurrence is the literal per-step graph instead, every a<t> a node of its own, under
 ``tg.scope(f"t={t}")``: that is what ``rnn.viz`` draws, and what ``retain_grad`` on a

@@ -538,10 +538,13 @@ class _Figure:
     def build(self):
         g = self.graph
         if not g.times:
+            scanned = any(isinstance(v, Op) and v.name == "scan" for v in g.order)
             raise ValueError(
                 "rnn.viz found no time steps in this graph: it draws graphs recorded by "
-                "rnn.unroll, whose steps carry the scopes 't=1', 't=2', ...; draw other "
-                "graphs with tinygraph.viz.to_dot")
+                "rnn.unroll, whose steps carry the scopes 't=1', 't=2', ..." + (
+                    "; this one holds the recurrence as one tg.scan node: run the layer "
+                    "under tg.unrolled() to record its time steps" if scanned else
+                    "; draw other graphs with tinygraph.viz.to_dot"))
         self.index = {vertex: i for i, vertex in enumerate(g.order)}
         self.lane_index = {lane: i for i, lane in enumerate(g.lanes)}
         self._parameters()

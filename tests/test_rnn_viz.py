@@ -372,3 +372,15 @@ def test_trace_clears_old_gradients_even_for_a_model_without_zero_grad():
     g = rv.trace(bare, xs).gradients()
     np.testing.assert_allclose(g.contributions["W_aa"].sum(axis=0) + g.outside["W_aa"],
                                bare.cell.W_aa.grad, rtol=0, atol=1e-12)
+
+
+def test_a_layers_output_drawn_as_a_tensor_points_to_tg_unrolled():
+    layer = rnn.GRU(2, 3)
+    xs = np.ones((4, 1, 2))
+    output, _ = layer(xs)
+    with pytest.raises(ValueError, match=r"one tg.scan node: run the layer under tg.unrolled"):
+        rv.to_dot(output)
+    with tg.unrolled():
+        output, _ = layer(xs)
+    assert "a&lt;4&gt;" in rv.to_dot(output).source
+    assert "scan" not in rv.to_dot(layer, xs).source  # a model and its input: drawn unrolled

@@ -242,14 +242,110 @@ def test_detach_inside_a_traced_step_raises_and_works_unrolled():
         assert tg.scan(step, init, xs).shape == (3, 1, 2)
 
 
-def test_a_per_step_index_given_as_an_op_parameter_raises():
-    E = tg.tensor(np.random.default_rng(0).standard_normal((10, 3)), requires_grad=True)
-    tokens = tg.tensor(np.array([[1], [4], [7]]))  # (T, B) token ids
-    with pytest.raises(ValueError, match="getitem.*per-step"):
-        tg.scan(lambda a, token: a + E[token], tg.tensor(np.zeros((1, 3))), tokens)
+_E = tg.tensor(np.random.default_rng(0).standard_normal((10, 3)), requires_grad=True)
+
+
+@pytest.mark.parametrize("step, tokens, a0", [
+    (lambda a, token: a + _E[token], [[1], [4], [7]], (1, 3)),      # (T, B) ids
+    (lambda a, token: a + _E[token], [[4], [4], [7]], (1, 3)),      # equal at steps 0, 1
+    (lambda a, token: a + _E[token], [1, 4, 7], (3,)),              # (T,): 0-d per step
+    (lambda a, token: a + _E[token + 1], [[1], [4], [7]], (1, 3)),  # computed in the step
+])
+def test_a_per_step_index_given_as_an_op_parameter_raises(step, tokens, a0):
+    tokens = tg.tensor(np.array(tokens))
+    with pytest.raises(ValueError, match="'getitem' a per-step value as its parameter 'index'"):
+        tg.scan(step, tg.tensor(np.zeros(a0)), tokens)
     with tg.unrolled():
-        out = tg.scan(lambda a, token: a + E[token], tg.tensor(np.zeros((1, 3))), tokens)
-    np.testing.assert_allclose(out.data[-1, 0], E.data[[1, 4, 7]].sum(axis=0))
+        out = tg.scan(step, tg.tensor(np.zeros(a0)), tokens)
+    assert out.shape == (3, *a0)
+
+
+@pytest.mark.parametrize("step", [
+    lambda a, x: a + tg.where(x.data > 0, x, 0.0),       # a comparison's array
+    lambda a, x: a * x.data,                             # NumPy on .data
+    lambda a, x: a + tg.tensor(x.data),                  # a tensor made from a value
+    lambda a, x: a + x.sum().item(),                     # a Python number
+    lambda a, x: a + tg.tensor(a.data * 2),              # from the carry
+    lambda a, x: a + tg.functional.dropout(x, 0.5),      # a random draw
+], ids=["comparison", "data", "tensor", "item", "carry", "dropout"])
+def test_per_step_values_that_bypass_the_ops_raise(step):
+    xs = tg.tensor(np.random.default_rng(1).standard_normal((4, 1, 3)), requires_grad=True)
+    init = tg.tensor(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="not the output of an op"):
+        tg.scan(step, init, xs)
+    with tg.unrolled():
+        assert tg.scan(step, init, xs).shape == (4, 1, 3)
+
+
+def test_a_constant_made_inside_the_step_is_fine():
+    W = tg.tensor(np.eye(3) * 0.5, requires_grad=True)
+    xs = tg.tensor(np.random.default_rng(2).standard_normal((4, 1, 3)))
+    step = lambda a, x: (1 - tg.tanh(a @ W)) * 0.5 + x  # noqa: E731 (1 and 0.5: new each call)
+    replayed = tg.scan(step, tg.tensor(np.zeros((1, 3))), xs)
+    with tg.unrolled():
+        literal = tg.scan(step, tg.tensor(np.zeros((1, 3))), xs)
+    np.testing.assert_array_equal(replayed.data, literal.data)
+
+
+def test_no_grad_inside_the_step_stops_the_gradient_as_in_the_loop():
+    rng = np.random.default_rng(4)
+    W = tg.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    xs = tg.tensor(rng.standard_normal((4, 2, 3)))
+
+    def step(a, x):
+        h = tg.linear(a, W) + x
+        with tg.no_grad():
+            scale = tg.sigmoid(h)  # a constant as far as the gradient goes
+        return tg.tanh(h * scale)
+    grads = []
+    for mode in (contextlib.nullcontext(), tg.unrolled()):
+        W.grad = None
+        with mode:
+            tg.scan(step, tg.tensor(np.ones((2, 3))), xs).sum().backward()
+        grads.append(W.grad)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("call", ["retain_grad", "register_hook"])
+def test_hooks_inside_a_traced_step_raise(call):
+    W = tg.tensor(np.eye(2), requires_grad=True)
+
+    def step(a, x):
+        h = tg.linear(a, W) + x
+        h.retain_grad() if call == "retain_grad" else h.register_hook(print)
+        return h
+    with pytest.raises(RuntimeError, match=rf"{call}\(\) inside a step"):
+        tg.scan(step, tg.tensor(np.ones((1, 2))), tg.tensor(np.ones((3, 1, 2))))
+
+
+def test_inputs_the_step_never_uses_get_no_gradient():
+    xs = tg.tensor(np.ones((3, 1, 2)), requires_grad=True)
+    W = tg.tensor(np.eye(2), requires_grad=True)
+    tg.scan(lambda a, x: tg.linear(a, W), tg.tensor(np.ones((1, 2))), xs).sum().backward()
+    assert xs.grad is None and W.grad is not None
+
+
+def test_after_backward_the_scan_node_keeps_nothing():
+    layer = rnn.RNN(3, 64)
+    out, h_n = layer(np.random.default_rng(0).standard_normal((5, 2, 3)))
+    node, = _scan_nodes(out)
+    held = weakref.ref(node.saved[2])  # the Program: its externals, the W_aa^T copy
+    out.sum().backward()
+    gc.collect()
+    assert node.saved is None and held() is None
+
+
+def test_the_first_step_multiplies_as_the_loop_does_bit_for_bit():
+    """The loop's first step uses W_aa for the first time in the Module call (the
+    plain W.T), later steps the shared copy of W^T; for one row those round
+    differently, and the replay follows the loop."""
+    layer = rnn.RNN(5, 40)
+    xs = np.random.default_rng(6).standard_normal((4, 1, 5))
+    h0 = np.random.default_rng(7).standard_normal((1, 1, 40))
+    replayed, _ = layer(xs, h0)
+    with tg.unrolled():
+        literal, _ = layer(xs, h0)
+    np.testing.assert_array_equal(replayed.data, literal.data)
 
 
 def test_a_step_whose_ops_change_from_call_to_call_raises():

@@ -133,6 +133,7 @@ class Op:
                  "scope", "versions", "freed", "number", "__dict__")
     saves_inputs = False
     saves_output = False
+    hints = ()  # params that change how forward computes but not its result (see scan)
     # Rarely set, so kept as class defaults rather than written on every node.
     hooks = None          # functions called with the gradient arriving at the output
     retains_grad = False  # keep that gradient in the output tensor's .grad
@@ -184,7 +185,7 @@ class Op:
             anomaly.check_forward(op, arrays, data, op.site)
         out = Tensor._wrap(data)
         if tracing is not None:
-            tracing.append((cls, inputs, params, out))
+            tracing.append((cls, inputs, params, out, _grad_enabled))
         if not _grad_enabled or True not in needs_grad:
             return out
         data.setflags(write=False)

@@ -4,8 +4,8 @@
 
 A Python loop over ``step`` records every op of every step as a node of its own (the
 literal unrolled graph, which is what a drawing shows). ``scan`` gives the same
-values and gradients with far less bookkeeping: it runs ``step`` once on the first
-step's values to *trace* the ops it applies, then replays those ops' ``forward``
+values and gradients with far less bookkeeping: it runs ``step`` on the first two
+steps' values to *trace* the ops it applies, then replays those ops' ``forward``
 functions on plain arrays for every step, and, in backward, their ``backward``
 functions in reverse, step by step (backpropagation through the loop). The whole
 loop is one ``scan`` node of the graph; a weight used at every step is one of its
@@ -13,16 +13,24 @@ inputs, and its gradient is the sum of every step's contribution, built with one
 matrix product where the ops allow it (``deferred.RowSum``).
 
 What ``step`` may do: apply tinygraph ops to the carry, to the step's inputs and to
-any tensor from outside (weights, constants). It is traced, as ``jax.lax.scan`` and
-``torch.jit.trace`` trace: the ops it applied on the first step are the ops applied
-at every step. So Python decisions on values (``if a.item() > 0``), NumPy on
-``.data``, random draws and tensors made inside the step from per-step values are
-fixed at the first step; anything that varies per step must come in through ``xs``.
-``detach()`` inside a step raises (it is not an op that can be replayed).
+any tensor from outside (weights, constants), with ``no_grad()`` blocks if it likes.
+It is traced, as ``jax.lax.scan`` and ``torch.jit.trace`` trace: its Python code runs
+twice (for the first two steps), not once per step, and every step replays the ops
+those runs applied. So anything that varies per step must come in through ``xs`` and
+change only through tinygraph ops. The two runs are compared, and a step that cannot
+be replayed raises, naming the problem: different ops at the two steps (a Python
+decision on values), a per-step value given to an op as a parameter (an index
+tensor), or a tensor made outside the ops that differs between the steps or views a
+per-step value (``.data``, ``.item()``, ``x > 0``, ``tg.tensor(...)``, a random
+draw). ``detach()``, ``retain_grad()`` and ``register_hook()`` inside a step raise.
+What no comparison sees are decisions and side effects that the two steps happen to
+share.
 
 ``with tg.unrolled():`` makes ``scan`` run the plain loop instead: ordinary nodes per
-step, for drawings, ``retain_grad`` on per-step values and hooks. Anomaly mode and
-``no_grad`` run the plain loop too.
+step, for drawings, ``retain_grad`` on per-step values, hooks, and any step the
+replay refuses. Anomaly mode and ``no_grad`` run the plain loop too. The replay sums
+some gradients in another order than the engine's walk of the literal graph (a state
+used twice in a step), so the two can differ in the last bits.
 """
 from contextlib import contextmanager
 from operator import itemgetter
@@ -89,7 +97,7 @@ def scan(step, init, xs, reverse=False):
         return new_parts
 
     if replays():
-        program = _trace(call, init_parts, xs_parts)
+        program = _trace(call, init_parts, xs_parts, reverse)
         rows = Scan.apply(*init_parts, *xs_parts, *program.externals, program=program,
                           reverse=reverse)
         parts, start = [], 0
@@ -140,45 +148,55 @@ class Program:
         # For the replay: how each op gets its arguments from the slots (itemgetter
         # returns a tuple for several slots, the value itself for one), and the
         # slots its backward sends gradients to (None: it needs none).
-        self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs_grad)
-                       for cls, slots, params, needs_grad in ops]
+        self.replay = self.first_replay = [
+            (cls, itemgetter(*slots), len(slots) > 1, params, needs_grad)
+            for cls, slots, params, needs_grad in ops]
         self.backward_slots = [slots if True in needs_grad else None
                                for _, slots, _, needs_grad in ops]
 
+    def wiring(self):
+        return [(cls, slots) for cls, slots, _, _ in self.ops], self.outputs
 
-def _trace(call, init_parts, xs_parts):
-    """Run the step on the first step's values (twice: see below) with no graph,
-    recording every op it applies, and turn the second run's record into a Program.
 
-    The first run is a warm-up. Inside a Module call, ``linear`` treats a weight's
-    first use differently from later ones (it shares a transposed copy from the second
-    use on: ``ops.transposes_shared``), and every replayed step is a later use. The
-    two runs must apply the same ops.
+def _trace(call, init_parts, xs_parts, reverse):
+    """Run the step on the first two steps it will take (the first alone when T = 1),
+    recording every op it applies, and make a Program of the second run.
+
+    The replay repeats the second run's ops with their parameters at every later
+    step, and the first run's at the first step: inside a Module call ``linear``
+    treats a weight's first use differently from later ones (from the second use on
+    it shares a transposed copy, a ``hint``: see ``ops.transposes_shared``), just as
+    in the plain loop. Comparing the two runs catches most steps that cannot be
+    replayed (see ``_check_replayable``).
     """
-    carry = [Tensor._wrap(p._data) for p in init_parts]
-    x_first = [Tensor._wrap(x._data[0]) for x in xs_parts]
-    records = []
-    for _ in range(2):
+    steps, k = len(xs_parts[0]), len(init_parts)
+    times = [steps - 1, steps - 2] if reverse else [0, 1]
+    carry, programs = [Tensor._wrap(p._data) for p in init_parts], []
+    for t in times[:min(steps, 2)]:
+        args = carry + [Tensor._wrap(x._data[t, ...]) for x in xs_parts]  # x[t]: (0-d too)
         previous, engine.tracing = engine.tracing, []
         try:
-            with engine.no_grad():
-                outputs = call(carry, x_first)
-            records.append((engine.tracing, outputs))
+            with engine.enable_grad():  # as in the loop; the step may turn it off
+                outputs = call(args[:k], args[k:])
+            record = engine.tracing
         finally:
             engine.tracing = previous
-    (first, _), (second, outputs) = records
-    if [r[0] for r in first] != [r[0] for r in second]:
-        raise RuntimeError(
-            "scan: step applied different ops on two runs with the same inputs (does it "
-            "depend on state outside its arguments?); run the loop under tg.unrolled()")
-    return _program(second, outputs, carry, x_first, xs_parts, init_parts)
+        programs.append(_program(record, args, outputs, init_parts, xs_parts))
+        carry = [Tensor._wrap(out._data) for out in outputs]
+    program = programs[-1]
+    if len(programs) == 2:
+        _check_replayable(*programs, times)
+        program.first_replay = [(cls, fetch, spread, first[2], needs_grad) for
+                                (cls, fetch, spread, _, needs_grad), first
+                                in zip(program.replay, programs[0].ops)]
+    return program
 
 
-def _program(record, outputs, carry, x_first, xs_parts, init_parts):
+def _program(record, args, outputs, init_parts, xs_parts):
     """The Program of one traced run. A tensor the step used that neither is one of its
     arguments nor came out of one of its ops is an external (a weight, a constant)."""
-    slot = {id(t): ("arg", i) for i, t in enumerate(carry + x_first)}
-    externals, ops = [], []
+    slot = {id(t): ("arg", i) for i, t in enumerate(args)}
+    externals, ops, grad_modes = [], [], []
 
     def slot_of(t):
         if id(t) not in slot:
@@ -186,50 +204,97 @@ def _program(record, outputs, carry, x_first, xs_parts, init_parts):
             externals.append(t)
         return slot[id(t)]
 
-    per_step = [t._data for t in carry + x_first]
-    for cls, inputs, params, out in record:
-        _check_params(cls, params, per_step)
+    for cls, inputs, params, out, grad_enabled in record:
         ops.append((cls, [slot_of(t) for t in inputs], params))
+        grad_modes.append(grad_enabled)
         slot[id(out)] = ("op", len(ops) - 1)
     output_slots = [slot_of(t) for t in outputs]
-    first = {"arg": 0, "external": len(carry) + len(x_first),
-             "op": len(carry) + len(x_first) + len(externals)}
-    ops = [(cls, [first[kind] + i for kind, i in slots], params) for cls, slots, params in ops]
-    output_slots = [first[kind] + i for kind, i in output_slots]
+    first = {"arg": 0, "external": len(args), "op": len(args) + len(externals)}
+    ops = [(cls, [first[s[0]] + s[1] for s in slots], params) for cls, slots, params in ops]
+    output_slots = [first[s[0]] + s[1] for s in output_slots]
 
     # Which slots need a gradient: the inputs that require one and what is computed
-    # from them. The carry needs one where the init does, or where a step's carry is
-    # computed from something that does: a fixed point, reached in a pass or two.
+    # from them (not inside a ``no_grad`` block of the step). The carry needs one where
+    # the init does, or where a step's carry is computed from something that does: a
+    # fixed point, reached in a pass or two.
     fixed_needs = [x._requires_grad for x in xs_parts] + [e._requires_grad for e in externals]
     carry_needs = [p._requires_grad for p in init_parts]
     while True:
         needs, flags = carry_needs + fixed_needs, []
-        for _, slots, _ in ops:
-            flags.append(tuple(needs[s] for s in slots))
+        for (_, slots, _), grad_enabled in zip(ops, grad_modes):
+            flags.append(tuple(grad_enabled and needs[s] for s in slots))
             needs.append(True in flags[-1])
         new = [c or needs[s] for c, s in zip(carry_needs, output_slots)]
         if new == carry_needs:
             break
         carry_needs = new
-    return Program(len(carry), len(x_first), externals,
-                   [(cls, slots, params, flag) for (cls, slots, params), flag
-                    in zip(ops, flags)], output_slots, [p.shape for p in carry])
+    program = Program(len(init_parts), len(xs_parts), externals,
+                      [(cls, slots, params, flag) for (cls, slots, params), flag
+                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
+    program.arrays = [t._data for t in args] + [r[3]._data for r in record]
+    return program
 
 
-def _check_params(cls, params, per_step):
-    """Raise if an op's parameters hold one of the step's own arrays (an index given
-    as a tensor, say): a parameter is fixed when traced, so the replay would use the
-    first step's value at every step."""
-    values = list(params.values())
-    for value in values:
-        if isinstance(value, (tuple, list)):
-            values.extend(value)
-        elif isinstance(value, np.ndarray) and any(
-                np.may_share_memory(value, array) for array in per_step):
+def _check_replayable(first, second, times):
+    """Raise unless the traced runs at steps ``times`` replay as the plain loop would
+    run them: the same ops on the same slots, with the same parameters (but for
+    hints), the same tensors from outside, or equal ones where the step made them
+    (constants), and no parameter or constant taken from a per-step value's memory."""
+    where = f"at steps {times[0]} and {times[1]}"
+    if first.wiring() != second.wiring():
+        raise RuntimeError(
+            f"scan: step applied different ops {where} (does a Python decision depend on "
+            f"the values?); run the loop under tg.unrolled()")
+    fixed = [b for a, b in zip(first.externals, second.externals) if a is b]
+    fixed_bases = {id(_base(t._data)) for t in fixed}
+    per_step = {id(_base(a)) for a in second.arrays} - fixed_bases
+    for a, b in zip(first.externals, second.externals):
+        if a is b:
+            continue
+        if (a._requires_grad or b._requires_grad or a.dtype != b.dtype
+                or a.shape != b.shape or not np.array_equal(a._data, b._data)
+                or id(_base(b._data)) in per_step):
             raise ValueError(
-                f"scan: the step gave '{cls.__name__.lower()}' one of its per-step values "
-                f"as a parameter (an index or an option, not an input), which the trace "
-                f"would fix at the first step; run the loop under tg.unrolled()")
+                f"scan: the step made a tensor {where} that is not the output of an op and "
+                f"differs between them, or views a per-step value (from .data, .item(), a "
+                f"comparison such as x > 0, tg.tensor(...) or a random draw); per-step "
+                f"values must come in through xs and change only by tinygraph ops. Run "
+                f"the loop under tg.unrolled() to run the step as Python at every step")
+    for (cls, _, params_a, _), (_, _, params_b, _) in zip(first.ops, second.ops):
+        for name in params_b:
+            if name in cls.hints:
+                continue
+            if not _same(params_a[name], params_b[name]) or any(
+                    id(_base(a)) in per_step for a in _arrays_in(params_b[name])):
+                raise ValueError(
+                    f"scan: the step gave '{cls.__name__.lower()}' a per-step value as its "
+                    f"parameter '{name}' (an index or an option, not an input), which "
+                    f"the replay would fix; run the loop under tg.unrolled()")
+
+
+def _base(array):
+    """The array that owns ``array``'s memory (itself unless it is a view)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _arrays_in(value):
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _arrays_in(item)
+
+
+def _same(a, b):
+    """Parameters a and b are equal (arrays by value; tuples item by item)."""
+    if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
+        return np.shape(a) == np.shape(b) and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b)))
+    return a is b or a == b
 
 
 # ---- the node ----------------------------------------------------------------------
@@ -262,15 +327,16 @@ class Scan(Op):
         carry, xs, fixed = list(arrays[:k]), arrays[k:k + m], list(arrays[k + m:])
         steps = len(xs[0])
         order = range(steps - 1, -1, -1) if reverse else range(steps)
-        ops, outputs = program.replay, program.outputs
+        outputs = program.outputs
         tapes, per_step = [None] * steps, [None] * steps
         # Plain loops, no comprehensions: in CPython 3.11 each of those is a call.
         for t in order:
             env = carry.copy()
             for x in xs:
-                env.append(x[t])
+                env.append(x[t, ...])
             env += fixed
             tape = []
+            ops = program.first_replay if t == order[0] else program.replay
             for cls, fetch, spread, params, needs_grad in ops:
                 op = cls()
                 op.needs_grad = needs_grad
@@ -280,16 +346,15 @@ class Scan(Op):
                 tape.append(op)
             carry = [env[s] for s in outputs]
             tapes[t], per_step[t] = tape, carry
-        self.saved = tapes, [x.shape for x in xs]
-        self.program, self.reverse = program, reverse
+        self.saved = tapes, [x.shape for x in xs], program, reverse
         if k == 1:
             return np.stack([c[0] for c in per_step]).reshape(steps, -1)
         return np.concatenate([np.stack([c[i] for c in per_step]).reshape(steps, -1)
                                for i in range(k)], axis=1)
 
     def backward(self, g):
-        tapes, xs_shapes = self.saved
-        program, k, m = self.program, self.program.n_carry, self.program.n_xs
+        tapes, xs_shapes, program, reverse = self.saved
+        k, m = program.n_carry, program.n_xs
         n_inputs, outputs, back = program.n_inputs, program.outputs, program.backward_slots
         needs = self.needs_grad
         steps, start, g_outputs = len(tapes), 0, []
@@ -297,11 +362,10 @@ class Scan(Op):
             size = int(np.prod(shape))
             g_outputs.append(g[:, start:start + size].reshape((steps,) + shape))
             start += size
-        g_xs = [np.zeros(shape, dtype=g.dtype) if needs[k + i] else None
-                for i, shape in enumerate(xs_shapes)]
+        g_xs = [None] * m  # made when a gradient first reaches them (else None, as a leaf)
         g_externals = [None] * len(program.externals)
         g_carry = [None] * k
-        for t in range(steps) if self.reverse else range(steps - 1, -1, -1):
+        for t in range(steps) if reverse else range(steps - 1, -1, -1):
             grads = [None] * (n_inputs + len(back))
             for i in range(k):
                 grad = g_outputs[i][t] if g_carry[i] is None else g_outputs[i][t] + g_carry[i]
@@ -325,7 +389,9 @@ class Scan(Op):
                 if isinstance(g_carry[i], Deferred):
                     g_carry[i] = g_carry[i].evaluate()
             for i in range(m):
-                if g_xs[i] is not None and grads[k + i] is not None:
+                if grads[k + i] is not None and needs[k + i]:
+                    if g_xs[i] is None:
+                        g_xs[i] = np.zeros(xs_shapes[i], dtype=g.dtype)
                     g_xs[i][t] = as_array(grads[k + i])
             for e in range(len(g_externals)):
                 grad = grads[k + m + e]

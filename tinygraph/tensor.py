@@ -158,17 +158,14 @@ class Tensor:
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
-        if engine.tracing is not None:
-            raise RuntimeError(
-                "detach() inside a step that tg.scan traces: it is not an op, so it "
-                "cannot be replayed at the other steps; run the loop under "
-                "tg.unrolled() instead")
+        _refuse_while_tracing("detach()")
         out = Tensor._wrap(self._data)
         out._name = self._name
         return out
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        _refuse_while_tracing("retain_grad()")
         if not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self._node is not None:
@@ -181,6 +178,7 @@ class Tensor:
         ``grad`` is the total over all of the tensor's consumers. If the hook returns
         an array, that array replaces the gradient. Returns a handle with ``remove()``.
         """
+        _refuse_while_tracing("register_hook()")
         if not self._requires_grad:
             raise RuntimeError("register_hook() on a tensor that does not require grad")
         owner = self if self._node is None else self._node
@@ -271,6 +269,15 @@ def _array(x):
 def tensor(data, requires_grad=False, name=None, dtype=None):
     """Make a leaf tensor. Float data stays at its precision (float64 for Python floats)."""
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
+
+
+def _refuse_while_tracing(what):
+    """Raise inside a step that ``tg.scan`` traces: ``what`` is not an op, so the replay
+    of the other steps could not repeat it."""
+    if engine.tracing is not None:
+        raise RuntimeError(f"{what} inside a step that tg.scan traces: it is not an op, so "
+                           f"the replay of the other steps cannot repeat it; run the loop "
+                           f"under tg.unrolled() instead")
 
 
 from . import ops  # noqa: E402  (ops needs Tensor, the operators above need ops)
