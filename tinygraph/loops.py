@@ -222,8 +222,10 @@ def _program(record, args, outputs, init_parts, xs_parts):
     while True:
         needs, flags = carry_needs + fixed_needs, []
         for (_, slots, _), grad_enabled in zip(ops, grad_modes):
-            flags.append(tuple(grad_enabled and needs[s] for s in slots))
-            needs.append(True in flags[-1])
+            flag = tuple(map(needs.__getitem__, slots)) if grad_enabled else \
+                (False,) * len(slots)
+            flags.append(flag)
+            needs.append(True in flag)
         new = [c or needs[s] for c, s in zip(carry_needs, output_slots)]
         if new == carry_needs:
             break
