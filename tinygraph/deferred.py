@@ -102,6 +102,10 @@ class Scatter(Deferred):
         self.dtype = dtype if g.dtype == dtype else np.result_type(dtype, g.dtype)
         self.pieces = [(index, g, repeats)]
 
+    def add(self, index, g):
+        """Add the piece g at x[index], an index that selects no place twice."""
+        self.pieces.append((index, g, False))
+
     def evaluate(self):
         if self._each_row_once():  # x[0], ..., x[n-1]: nothing to add, no zeros to write
             grad = np.empty(self.shape, dtype=self.dtype)

@@ -38,7 +38,7 @@ from operator import itemgetter
 import numpy as np
 
 from . import anomaly, engine
-from .deferred import Deferred, add_grads, as_array
+from .deferred import Deferred, Scatter, add_grads, as_array
 from .engine import Op, ShapeError
 from .ops import stack
 from .tensor import Tensor
@@ -184,8 +184,9 @@ def _trace(call, init_parts, xs_parts, reverse):
         programs.append(_program(record, args, outputs, init_parts, xs_parts))
         carry = [Tensor._wrap(out._data) for out in outputs]
     program = programs[-1]
-    if len(programs) == 2:
-        _check_replayable(*programs, times)
+    if len(programs) == 2:  # (the arrays of the second run: its per-step values)
+        arrays = [t._data for t in args] + [r[3]._data for r in record]
+        _check_replayable(*programs, arrays, times)
         program.first_replay = [(cls, fetch, spread, first[2], needs_grad) for
                                 (cls, fetch, spread, _, needs_grad), first
                                 in zip(program.replay, programs[0].ops)]
@@ -233,11 +234,10 @@ def _program(record, args, outputs, init_parts, xs_parts):
     program = Program(len(init_parts), len(xs_parts), externals,
                       [(cls, slots, params, flag) for (cls, slots, params), flag
                        in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
-    program.arrays = [t._data for t in args] + [r[3]._data for r in record]
     return program
 
 
-def _check_replayable(first, second, times):
+def _check_replayable(first, second, arrays, times):
     """Raise unless the traced runs at steps ``times`` replay as the plain loop would
     run them: the same ops on the same slots, with the same parameters (but for
     hints), the same tensors from outside, or equal ones where the step made them
@@ -249,7 +249,7 @@ def _check_replayable(first, second, times):
             f"the values?); run the loop under tg.unrolled()")
     fixed = [b for a, b in zip(first.externals, second.externals) if a is b]
     fixed_bases = {id(_base(t._data)) for t in fixed}
-    per_step = {id(_base(a)) for a in second.arrays} - fixed_bases
+    per_step = {id(_base(a)) for a in arrays} - fixed_bases
     for a, b in zip(first.externals, second.externals):
         if a is b:
             continue
@@ -348,14 +348,14 @@ class Scan(Op):
                 tape.append(op)
             carry = [env[s] for s in outputs]
             tapes[t], per_step[t] = tape, carry
-        self.saved = tapes, [x.shape for x in xs], program, reverse
+        self.saved = tapes, [x.shape for x in xs], [x.dtype for x in xs], program, reverse
         if k == 1:
             return np.stack([c[0] for c in per_step]).reshape(steps, -1)
         return np.concatenate([np.stack([c[i] for c in per_step]).reshape(steps, -1)
                                for i in range(k)], axis=1)
 
     def backward(self, g):
-        tapes, xs_shapes, program, reverse = self.saved
+        tapes, xs_shapes, xs_dtypes, program, reverse = self.saved
         k, m = program.n_carry, program.n_xs
         n_inputs, outputs, back = program.n_inputs, program.outputs, program.backward_slots
         needs = self.needs_grad
@@ -364,7 +364,7 @@ class Scan(Op):
             size = int(np.prod(shape))
             g_outputs.append(g[:, start:start + size].reshape((steps,) + shape))
             start += size
-        g_xs = [None] * m  # made when a gradient first reaches them (else None, as a leaf)
+        g_xs = [None] * m  # a Scatter of the steps' rows once one arrives (as x[t] gives)
         g_externals = [None] * len(program.externals)
         g_carry = [None] * k
         for t in range(steps) if reverse else range(steps - 1, -1, -1):
@@ -393,8 +393,10 @@ class Scan(Op):
             for i in range(m):
                 if grads[k + i] is not None and needs[k + i]:
                     if g_xs[i] is None:
-                        g_xs[i] = np.zeros(xs_shapes[i], dtype=g.dtype)
-                    g_xs[i][t] = as_array(grads[k + i])
+                        g_xs[i] = Scatter(xs_shapes[i], xs_dtypes[i], t,
+                                          as_array(grads[k + i]), False)
+                    else:
+                        g_xs[i].add(t, as_array(grads[k + i]))
             for e in range(len(g_externals)):
                 grad = grads[k + m + e]
                 if grad is not None and needs[k + m + e]:
