@@ -133,7 +133,7 @@ class Op:
                  "scope", "versions", "freed", "number", "__dict__")
     saves_inputs = False
     saves_output = False
-    hints = ()  # params that change how forward computes but not its result (see scan)
+    hints = ()  # params that change how forward computes, not what (scan lets them vary)
     # Rarely set, so kept as class defaults rather than written on every node.
     hooks = None          # functions called with the gradient arriving at the output
     retains_grad = False  # keep that gradient in the output tensor's .grad

@@ -155,6 +155,7 @@ class Program:
                                for _, slots, _, needs_grad in ops]
 
     def wiring(self):
+        """Which op ran on which slots, and which slots the new carry is in."""
         return [(cls, slots) for cls, slots, _, _ in self.ops], self.outputs
 
 
@@ -231,10 +232,9 @@ def _program(record, args, outputs, init_parts, xs_parts):
         if new == carry_needs:
             break
         carry_needs = new
-    program = Program(len(init_parts), len(xs_parts), externals,
-                      [(cls, slots, params, flag) for (cls, slots, params), flag
-                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
-    return program
+    return Program(len(init_parts), len(xs_parts), externals,
+                   [(cls, slots, params, flag) for (cls, slots, params), flag
+                    in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
 
 
 def _check_replayable(first, second, arrays, times):
@@ -271,7 +271,9 @@ def _check_replayable(first, second, arrays, times):
                 raise ValueError(
                     f"scan: the step gave '{cls.__name__.lower()}' a per-step value as its "
                     f"parameter '{name}' (an index or an option, not an input), which "
-                    f"the replay would fix; run the loop under tg.unrolled()")
+                    f"the replay would fix. Index the whole sequence before the scan (an "
+                    f"embedding of every step at once, say), or run the loop under "
+                    f"tg.unrolled()")
 
 
 def _base(array):

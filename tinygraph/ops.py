@@ -165,7 +165,7 @@ class Linear(Op):
     """
 
     saves_inputs = True
-    hints = ("W_T",)  # the same product either way (see transposes_shared)
+    hints = ("W_T",)  # the same product, up to rounding (see transposes_shared)
 
     def forward(self, x, W, b=None, W_T=None):
         if W.ndim != 2:
