@@ -21,10 +21,10 @@ x W_ax^T + b_ax for the whole (T, B, m) sequence, one ``tg.linear`` node; the RN
 folds b_aa in too) and runs only the recurrence ``cell.recur`` step by step, each
 step reading its slice of that projection, as one ``tg.scan`` node: the step is
 traced and its ops replayed on arrays, and the weight gradients of all steps are
-summed in one matrix product. Under ``tg.unrolled()`` (and in anomaly mode) the
-recurrence is the literal per-step graph instead, every a<t> a node of its own, under
-``tg.scope(f"t={t}")``: that is what ``rnn.viz`` draws, and what ``retain_grad`` on a
-per-step state needs.
+summed with one matrix product per 1,024 rows. Under ``tg.unrolled()`` (and in
+anomaly mode) the recurrence is the literal per-step graph instead, every a<t> a
+node of its own, under ``tg.scope(f"t={t}")``: that is what ``rnn.viz`` draws, and
+what ``retain_grad`` on a per-step state needs.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::

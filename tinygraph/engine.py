@@ -27,6 +27,7 @@ from .deferred import Deferred, add_grads, as_array
 _grad_enabled = True
 _scope = ()
 tracing = None  # a list while ``scan`` traces a step: Op.apply appends every op it runs
+traced_reads = None  # and the tensors whose values Python reads meanwhile
 backward_count = 0  # backward passes run so far (optim uses it to spot a late clip)
 retaining_graph = False  # during a backward: was it asked to keep the saved arrays?
 
@@ -269,6 +270,12 @@ def _reachable(root):
 
 
 def _freed_message(node):
+    if getattr(node, "traced", False):
+        return (f"backward through '{node.name}', an op of a step that tg.scan traced: a "
+                f"tensor from inside the step was kept outside it (collected in a list, "
+                f"say), but only the carry leaves a scan; return what you need as part "
+                f"of the carry (scan stacks every step's), or run the loop under "
+                f"tg.unrolled()")
     where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
     return (
         f"backward through a graph that was already freed: the arrays saved by "

@@ -10,21 +10,23 @@ functions on plain arrays for every step, and, in backward, their ``backward``
 functions in reverse, step by step (backpropagation through the loop). The whole
 loop is one ``scan`` node of the graph; a weight used at every step is one of its
 inputs, and its gradient is the sum of every step's contribution, built with one
-matrix product where the ops allow it (``deferred.RowSum``).
+matrix product per 1,024 rows where the ops allow it (``deferred.RowSum``).
 
 What ``step`` may do: apply tinygraph ops to the carry, to the step's inputs and to
-any tensor from outside (weights, constants), with ``no_grad()`` blocks if it likes.
-It is traced, as ``jax.lax.scan`` and ``torch.jit.trace`` trace: its Python code runs
-twice (for the first two steps), not once per step, and every step replays the ops
-those runs applied. So anything that varies per step must come in through ``xs`` and
-change only through tinygraph ops. The two runs are compared, and a step that cannot
-be replayed raises, naming the problem: different ops at the two steps (a Python
-decision on values), a per-step value given to an op as a parameter (an index
-tensor), or a tensor made outside the ops that differs between the steps or views a
-per-step value (``.data``, ``.item()``, ``x > 0``, ``tg.tensor(...)``, a random
-draw). ``detach()``, ``retain_grad()`` and ``register_hook()`` inside a step raise.
-What no comparison sees are decisions and side effects that the two steps happen to
-share.
+any tensor from outside (weights, constants), with ``no_grad()`` blocks if it likes,
+and call Modules (a scan nested in the step replays too). It is traced, as
+``jax.lax.scan`` and ``torch.jit.trace`` trace: its Python code runs twice (for the
+first two steps), not once per step, and every step replays the ops those runs
+applied. So anything that varies per step must come in through ``xs`` and change
+only through tinygraph ops. What would break the replay raises, naming the problem:
+reading a per-step tensor's values in Python (``.data``, ``.item()``, ``x > 0``,
+``bool()``), a random draw, ``detach()``, ``retain_grad()``, ``register_hook()`` or
+assigning ``.data`` inside the step; and, from comparing the two runs, different ops
+at the two steps, a per-step value given to an op as a parameter (an index tensor),
+or a tensor made outside the ops that differs between the steps or lies in a
+per-step value's memory. A tensor kept from inside the step (appended to a list, say)
+cannot be backpropagated: only the carry leaves the scan. What none of this sees are
+Python decisions and side effects that use no tensor's values.
 
 ``with tg.unrolled():`` makes ``scan`` run the plain loop instead: ordinary nodes per
 step, for drawings, ``retain_grad`` on per-step values, hooks, and any step the
@@ -32,6 +34,7 @@ replay refuses. Anomaly mode and ``no_grad`` run the plain loop too. The replay 
 some gradients in another order than the engine's walk of the literal graph (a state
 used twice in a step), so the two can differ in the last bits.
 """
+import contextlib
 from contextlib import contextmanager
 from operator import itemgetter
 
@@ -98,8 +101,9 @@ def scan(step, init, xs, reverse=False):
 
     if replays():
         program = _trace(call, init_parts, xs_parts, reverse)
-        rows = Scan.apply(*init_parts, *xs_parts, *program.externals, program=program,
-                          reverse=reverse)
+        with contextlib.nullcontext() if program.carry_needs_grad else engine.no_grad():
+            rows = Scan.apply(*init_parts, *xs_parts, *program.externals, program=program,
+                              reverse=reverse)
         parts, start = [], 0
         for p in init_parts:
             part = rows[:, start:start + p.size] if len(init_parts) > 1 else rows
@@ -149,7 +153,7 @@ class Program:
         # returns a tuple for several slots, the value itself for one), and the
         # slots its backward sends gradients to (None: it needs none).
         self.replay = self.first_replay = [
-            (cls, itemgetter(*slots), len(slots) > 1, params, needs_grad)
+            (cls, itemgetter(*slots), len(slots) > 1, params, needs_grad, True in needs_grad)
             for cls, slots, params, needs_grad in ops]
         self.backward_slots = [slots if True in needs_grad else None
                                for _, slots, _, needs_grad in ops]
@@ -175,23 +179,50 @@ def _trace(call, init_parts, xs_parts, reverse):
     carry, programs = [Tensor._wrap(p._data) for p in init_parts], []
     for t in times[:min(steps, 2)]:
         args = carry + [Tensor._wrap(x._data[t, ...]) for x in xs_parts]  # x[t]: (0-d too)
-        previous, engine.tracing = engine.tracing, []
+        outer = engine.tracing, engine.traced_reads
+        engine.tracing, engine.traced_reads = [], []
         try:
             with engine.enable_grad():  # as in the loop; the step may turn it off
                 outputs = call(args[:k], args[k:])
-            record = engine.tracing
+            record, reads = engine.tracing, engine.traced_reads
         finally:
-            engine.tracing = previous
+            engine.tracing, engine.traced_reads = outer
+        for _, _, _, out, _ in record:  # a backward from a tensor that escaped the step
+            if out._node is not None:   # (collected on the side) raises, and says why
+                out._node.saved, out._node.freed, out._node.traced = None, True, True
+        per_step = {id(a) for a in args} | {id(r[3]) for r in record}
+        read = [r for r in reads if id(r) in per_step]
+        if read:
+            raise ValueError(
+                f"scan: the step read the values of a per-step tensor (shape "
+                f"{read[0].shape}) in Python (.data, .item(), a comparison such as x > 0, "
+                f"bool()), which the replay would fix at the traced steps; compute with "
+                f"tinygraph ops (a mask can come in through xs; an embedding or index can "
+                f"look up the whole sequence before the scan), or run the loop under "
+                f"tg.unrolled()")
         programs.append(_program(record, args, outputs, init_parts, xs_parts))
         carry = [Tensor._wrap(out._data) for out in outputs]
     program = programs[-1]
-    if len(programs) == 2:  # (the arrays of the second run: its per-step values)
-        arrays = [t._data for t in args] + [r[3]._data for r in record]
-        _check_replayable(*programs, arrays, times)
-        program.first_replay = [(cls, fetch, spread, first[2], needs_grad) for
-                                (cls, fetch, spread, _, needs_grad), first
+    if len(programs) == 2:
+        _check_replayable(*programs, _per_step_arrays(args, record, program), times)
+        program.first_replay = [(cls, fetch, spread, first[2], needs_grad, keep) for
+                                (cls, fetch, spread, _, needs_grad, keep), first
                                 in zip(program.replay, programs[0].ops)]
     return program
+
+
+def _per_step_arrays(args, record, program):
+    """The arrays of a traced run that hold per-step values: its arguments and its ops'
+    outputs, but for outputs that view a tensor from outside (W.T, a constant's
+    slice), which are as fixed as that tensor."""
+    arrays, fixed = [t._data for t in args], {id(t) for t in program.externals}
+    for _, inputs, _, out, _ in record:
+        if any(id(t) in fixed for t in inputs) and any(
+                id(t) in fixed and _base(t._data) is _base(out._data) for t in inputs):
+            fixed.add(id(out))
+        else:
+            arrays.append(out._data)
+    return arrays
 
 
 def _program(record, args, outputs, init_parts, xs_parts):
@@ -232,42 +263,49 @@ def _program(record, args, outputs, init_parts, xs_parts):
         if new == carry_needs:
             break
         carry_needs = new
-    return Program(len(init_parts), len(xs_parts), externals,
-                   [(cls, slots, params, flag) for (cls, slots, params), flag
-                    in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
+    program = Program(len(init_parts), len(xs_parts), externals,
+                      [(cls, slots, params, flag) for (cls, slots, params), flag
+                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
+    program.carry_needs_grad = True in carry_needs  # (else the scan records no node)
+    return program
 
 
 def _check_replayable(first, second, arrays, times):
     """Raise unless the traced runs at steps ``times`` replay as the plain loop would
     run them: the same ops on the same slots, with the same parameters (but for
     hints), the same tensors from outside, or equal ones where the step made them
-    (constants), and no parameter or constant taken from a per-step value's memory."""
+    (constants), and no parameter or constant in the memory of a per-step value
+    (``arrays``)."""
     where = f"at steps {times[0]} and {times[1]}"
     if first.wiring() != second.wiring():
-        raise RuntimeError(
+        raise ValueError(
             f"scan: step applied different ops {where} (does a Python decision depend on "
             f"the values?); run the loop under tg.unrolled()")
-    fixed = [b for a, b in zip(first.externals, second.externals) if a is b]
-    fixed_bases = {id(_base(t._data)) for t in fixed}
-    per_step = {id(_base(a)) for a in arrays} - fixed_bases
+    owners = {}
+    for a in arrays:
+        owners.setdefault(id(_base(a)), []).append(a)
+
+    def per_step(array):
+        return any(np.may_share_memory(array, a) for a in owners.get(id(_base(array)), ()))
+
     for a, b in zip(first.externals, second.externals):
         if a is b:
             continue
         if (a._requires_grad or b._requires_grad or a.dtype != b.dtype
-                or a.shape != b.shape or not np.array_equal(a._data, b._data)
-                or id(_base(b._data)) in per_step):
+                or a.shape != b.shape or per_step(b._data) or not np.array_equal(
+                    a._data, b._data, equal_nan=a.dtype.kind in "fc")):
             raise ValueError(
-                f"scan: the step made a tensor {where} that is not the output of an op and "
-                f"differs between them, or views a per-step value (from .data, .item(), a "
-                f"comparison such as x > 0, tg.tensor(...) or a random draw); per-step "
-                f"values must come in through xs and change only by tinygraph ops. Run "
-                f"the loop under tg.unrolled() to run the step as Python at every step")
+                f"scan: the step made a tensor of shape {b.shape} {where} that is not the "
+                f"output of an op and differs between them, or views a per-step value "
+                f"(from .data, .item(), tg.tensor(...), a random draw); per-step values "
+                f"must come in through xs and change only by tinygraph ops. Run the loop "
+                f"under tg.unrolled() to run the step as Python at every step")
     for (cls, _, params_a, _), (_, _, params_b, _) in zip(first.ops, second.ops):
         for name in params_b:
             if name in cls.hints:
                 continue
             if not _same(params_a[name], params_b[name]) or any(
-                    id(_base(a)) in per_step for a in _arrays_in(params_b[name])):
+                    per_step(a) for a in _arrays_in(params_b[name])):
                 raise ValueError(
                     f"scan: the step gave '{cls.__name__.lower()}' a per-step value as its "
                     f"parameter '{name}' (an index or an option, not an input), which "
@@ -292,7 +330,15 @@ def _arrays_in(value):
 
 
 def _same(a, b):
-    """Parameters a and b are equal (arrays by value; tuples item by item)."""
+    """Parameters a and b are equal (arrays by value; tuples item by item; the
+    programs of scans nested in the step by their ops)."""
+    if isinstance(a, Program) and isinstance(b, Program):
+        return a.wiring() == b.wiring() and all(
+            _same({k: v for k, v in pa.items() if k not in cls.hints},
+                  {k: v for k, v in pb.items() if k not in cls.hints})
+            for (cls, _, pa, _), (_, _, pb, _) in zip(a.ops, b.ops))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
         return np.shape(a) == np.shape(b) and np.array_equal(a, b)
     if isinstance(a, (tuple, list)):
@@ -332,7 +378,7 @@ class Scan(Op):
         steps = len(xs[0])
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         outputs = program.outputs
-        tapes, per_step = [None] * steps, [None] * steps
+        tapes, per_step, rows = [None] * steps, [None] * steps, None
         # Plain loops, no comprehensions: in CPython 3.11 each of those is a call.
         for t in order:
             env = carry.copy()
@@ -341,20 +387,26 @@ class Scan(Op):
             env += fixed
             tape = []
             ops = program.first_replay if t == order[0] else program.replay
-            for cls, fetch, spread, params, needs_grad in ops:
+            for cls, fetch, spread, params, needs_grad, keep in ops:
                 op = cls()
                 op.needs_grad = needs_grad
                 out = op.forward(*fetch(env), **params) if spread else \
                     op.forward(fetch(env), **params)
                 env.append(out if type(out) is np.ndarray else np.asarray(out))
-                tape.append(op)
+                tape.append(op if keep else None)  # (as the loop records no node)
             carry = [env[s] for s in outputs]
-            tapes[t], per_step[t] = tape, carry
+            tapes[t] = tape
+            if k == 1:
+                per_step[t] = carry[0]
+            else:  # each part into its columns, with no temporaries for all steps
+                if rows is None:
+                    rows = np.empty((steps, sum(p.size for p in carry)), dtype=carry[0].dtype)
+                start = 0
+                for part in carry:
+                    rows[t, start:start + part.size] = part.reshape(-1)
+                    start += part.size
         self.saved = tapes, [x.shape for x in xs], [x.dtype for x in xs], program, reverse
-        if k == 1:
-            return np.stack([c[0] for c in per_step]).reshape(steps, -1)
-        return np.concatenate([np.stack([c[i] for c in per_step]).reshape(steps, -1)
-                               for i in range(k)], axis=1)
+        return np.stack(per_step).reshape(steps, -1) if k == 1 else rows
 
     def backward(self, g):
         tapes, xs_shapes, xs_dtypes, program, reverse = self.saved

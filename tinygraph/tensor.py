@@ -56,10 +56,11 @@ class Tensor:
     @property
     def data(self):
         """The underlying ``np.ndarray`` (not a copy)."""
-        return self._data
+        return _read(self)
 
     @data.setter
     def data(self, value):
+        _refuse_while_tracing("assigning .data")
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
         if self._requires_grad and array.dtype.kind != "f":
             raise TypeError(
@@ -102,6 +103,7 @@ class Tensor:
 
     def item(self):
         """The single element as a Python number."""
+        _read(self)
         if self._data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, not shape {self.shape}")
@@ -109,7 +111,7 @@ class Tensor:
 
     def numpy(self):
         """The underlying array (shared, not copied), as ``tensor.detach().numpy()``."""
-        return self._data
+        return _read(self)
 
     def __float__(self):
         return float(self.item())
@@ -118,6 +120,7 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
+        _read(self)
         return bool(self._data)
 
     def __iter__(self):
@@ -158,7 +161,8 @@ class Tensor:
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
-        _refuse_while_tracing("detach()")
+        _refuse_while_tracing("detach()", "compute the value in a tg.no_grad() block "
+                                          "of the step (that replays), or ")
         out = Tensor._wrap(self._data)
         out._name = self._name
         return out
@@ -218,12 +222,12 @@ class Tensor:
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # Comparisons are not differentiable: they return plain boolean arrays.
-    def __lt__(self, other): return self._data < _array(other)
-    def __le__(self, other): return self._data <= _array(other)
-    def __gt__(self, other): return self._data > _array(other)
-    def __ge__(self, other): return self._data >= _array(other)
-    def __eq__(self, other): return self._data == _array(other)
-    def __ne__(self, other): return self._data != _array(other)
+    def __lt__(self, other): return _read(self) < _array(other)
+    def __le__(self, other): return _read(self) <= _array(other)
+    def __gt__(self, other): return _read(self) > _array(other)
+    def __ge__(self, other): return _read(self) >= _array(other)
+    def __eq__(self, other): return _read(self) == _array(other)
+    def __ne__(self, other): return _read(self) != _array(other)
     __hash__ = object.__hash__  # identity, so tensors can key dicts and sets
 
     # ---- methods that mirror the ops -------------------------------------------
@@ -263,7 +267,7 @@ class _HookHandle:
 
 
 def _array(x):
-    return x._data if isinstance(x, Tensor) else x
+    return _read(x) if isinstance(x, Tensor) else x
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
@@ -271,13 +275,22 @@ def tensor(data, requires_grad=False, name=None, dtype=None):
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
 
 
-def _refuse_while_tracing(what):
+def _read(tensor):
+    """``tensor``'s array, noted if ``tg.scan`` is tracing a step: values read in Python
+    there are fixed at the traced steps, which the trace then refuses for per-step
+    values."""
+    if engine.tracing is not None:
+        engine.traced_reads.append(tensor)
+    return tensor._data
+
+
+def _refuse_while_tracing(what, instead=""):
     """Raise inside a step that ``tg.scan`` traces: ``what`` is not an op, so the replay
     of the other steps could not repeat it."""
     if engine.tracing is not None:
         raise RuntimeError(f"{what} inside a step that tg.scan traces: it is not an op, so "
-                           f"the replay of the other steps cannot repeat it; run the loop "
-                           f"under tg.unrolled() instead")
+                           f"the replay of the other steps cannot repeat it; {instead}run "
+                           f"the loop under tg.unrolled() instead")
 
 
 from . import ops  # noqa: E402  (ops needs Tensor, the operators above need ops)
