@@ -155,8 +155,8 @@ class Program:
         self.replay = self.first_replay = [
             (cls, itemgetter(*slots), len(slots) > 1, params, needs_grad, True in needs_grad)
             for cls, slots, params, needs_grad in ops]
-        self.backward_slots = [slots if True in needs_grad else None
-                               for _, slots, _, needs_grad in ops]
+        self.backward_slots = [slots if keep else None
+                               for (_, slots, _, _), (*_, keep) in zip(ops, self.replay)]
 
     def wiring(self):
         """Which op ran on which slots, and which slots the new carry is in."""
@@ -217,8 +217,7 @@ def _per_step_arrays(args, record, program):
     slice), which are as fixed as that tensor."""
     arrays, fixed = [t._data for t in args], {id(t) for t in program.externals}
     for _, inputs, _, out, _ in record:
-        if any(id(t) in fixed for t in inputs) and any(
-                id(t) in fixed and _base(t._data) is _base(out._data) for t in inputs):
+        if any(id(t) in fixed and _base(t._data) is _base(out._data) for t in inputs):
             fixed.add(id(out))
         else:
             arrays.append(out._data)
