@@ -7,7 +7,9 @@ only numbers (and strings) out of it, and refuses an array of Python objects.
     tg.save(model.state_dict(), "model.npz")
     model.load_state_dict(tg.load("model.npz"))
 """
+import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -42,23 +44,67 @@ def load(path):
 
     Nothing in the file is executed: an entry holding pickled Python objects raises
     a ValueError naming it, and so does a file that is a pickle rather than an .npz.
+    A file that is empty, truncated, corrupt or in another format raises a ValueError
+    that says so and names the path; a missing file, FileNotFoundError.
     """
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"load: {path} is not an .npz archive of plain arrays ({err}); "
-                         f"tinygraph never unpickles files") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"load: {path} holds a single array, not an .npz archive of "
-                         f"named arrays (write one with tg.save)")
-    with archive:
-        state_dict = {}
-        for name in archive.files:
-            try:
-                state_dict[name] = archive[name]
-            except ValueError:
-                raise ValueError(
-                    f"load: '{name}' in {path} is an array of pickled Python objects; "
-                    f"it was not loaded, because unpickling can run arbitrary code. "
-                    f"tinygraph files hold numbers only") from None
-        return state_dict
+    if os.path.isdir(path):
+        raise ValueError(f"load: {path} is a directory, not an .npz archive; "
+                         f"give the path of the file written by tg.save")
+    with open(path, "rb") as file:
+        head = file.read(8)
+        if not head.startswith(b"PK"):
+            raise ValueError(_not_a_zip(path, head))
+        try:
+            with zipfile.ZipFile(file) as archive:
+                return dict(_read_entry(archive, info, path) for info in archive.infolist())
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+            raise ValueError(_corrupt(path, err)) from None
+
+
+def _not_a_zip(path, head):
+    """Why a file that does not start as a zip file does (every .npz does) is refused.
+
+    NumPy takes any such file for a pickle; only the first bytes are looked at here,
+    so that a truncated download or a text file is not reported as one.
+    """
+    if not head:
+        return (f"load: {path} is empty (0 bytes), not an .npz archive; it was "
+                f"probably truncated while being written: save it again")
+    if head.startswith(b"\x93NUMPY"):
+        return (f"load: {path} holds a single array, not an .npz archive of named "
+                f"arrays (write one with tg.save)")
+    if head[0] == 0x80 and 2 <= head[1] <= 5:  # the PROTO opcode of pickle protocols 2-5
+        return (f"load: {path} is a pickle, not an .npz archive; it was not loaded, "
+                f"because unpickling can run arbitrary code: tinygraph never unpickles "
+                f"files. Convert it to an .npz with tg.save where you trust it")
+    return (f"load: {path} is not an .npz archive (it does not start as a zip file "
+            f"does): it is truncated, corrupt or in another format")
+
+
+def _corrupt(path, err):
+    return (f"load: {path} is a truncated or corrupt .npz archive ({err}); "
+            f"save it again, or copy it again if it was downloaded")
+
+
+def _read_entry(archive, info, path):
+    """``(name, ndarray)`` for one .npy entry. Its header is read first, so that an
+    array of pickled objects is refused as such, and any other failure reported as damage."""
+    name = info.filename.removesuffix(".npy")
+    if name == info.filename:
+        raise ValueError(f"load: {path} is a zip file but not an .npz archive: its "
+                         f"entry '{info.filename}' is not an .npy array")
+    with archive.open(info) as entry:
+        try:
+            version = np.lib.format.read_magic(entry)
+            # Version 3.0 differs from 2.0 only in allowing UTF-8 field names, which the
+            # 2.0 reader still parses well enough to tell whether the dtype holds objects.
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            if not read_header(entry)[2].hasobject:
+                entry.seek(0)
+                return name, np.lib.format.read_array(entry, allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(_corrupt(path, f"entry '{name}': {err}")) from None
+    raise ValueError(f"load: '{name}' in {path} is an array of pickled Python objects; "
+                     f"it was not loaded, because unpickling can run arbitrary code. "
+                     f"tinygraph files hold numbers only")
