@@ -154,20 +154,29 @@ def kind_of(vertex, roots):
 
 # ---- labels -----------------------------------------------------------------------------
 # Characters XML 1.0 forbids even as references (Graphviz parses HTML labels as XML):
-# control characters other than tab/newline/CR, and U+FFFE, U+FFFF.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# control characters other than tab/newline/CR, lone surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NEWLINE = re.compile("\r\n|\r|\n")
+# Graphviz 2.43 refuses an HTML label longer than 16384 bytes; escaping can make a
+# character six ("&quot;"), and a label may hold two or three user strings.
+MAX_TEXT = 500
 
 
 def escape(text):
     """``text`` (any object, via ``str``) as safe content for an HTML-like label.
 
     ``<``, ``>``, ``&`` and quotes become entities, line breaks become ``<BR/>``,
-    characters XML cannot hold at all are shown as ``\\xNN``; backslashes need
-    nothing, since HTML labels are not escStrings. An empty string becomes a
-    no-break space: Graphviz rejects empty ``<B></B>`` and ``<FONT></FONT>``.
+    characters XML cannot hold at all are shown as ``\\x`` and their hex code
+    point (``\\x01``, ``\\xd800``); backslashes, braces and ``|`` need nothing,
+    since HTML labels are neither escStrings nor records. Graphviz drops tabs from
+    label text, so they become spaces. Text longer than ``MAX_TEXT`` characters is
+    cut to end in "…". An empty string becomes a no-break space: Graphviz rejects
+    empty ``<B></B>`` and ``<FONT></FONT>``.
     """
-    text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    text = str(text)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT - 1] + "…"
+    text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text).replace("\t", " ")
     if not text:
         return "&#160;"
     return "<BR/>".join(html.escape(line, quote=True) for line in _NEWLINE.split(text))
