@@ -47,15 +47,15 @@ program gives the same DOT, byte for byte. Building the DOT never recurses.
 import re
 from dataclasses import dataclass
 
-import graphviz
 import numpy as np
 
 import tinygraph as tg
 from tinygraph import functional as F
 from tinygraph.engine import Op
 from tinygraph.viz import (STYLES, Figure, LogScale, describe, edge_attributes, escape,
-                           grad_norm, grad_row, is_parameter, kind_of, render, small,
-                           table_label, tensor_of, vertex_label, vertex_of, walk)
+                           grad_norm, grad_row, is_parameter, kind_of, render,
+                           require_graphviz, small, table_label, tensor_of, vertex_label,
+                           vertex_of, walk)
 
 __all__ = ["trace", "Trace", "Gradients", "gradient_norms", "to_dot", "draw", "render",
            "Unrolled", "step_key"]
@@ -924,6 +924,7 @@ class _Figure:
     # -- DOT -------------------------------------------------------------------------------
     def _emit(self):
         g = self.graph
+        graphviz = require_graphviz()
         dot = graphviz.Digraph("unrolled")
         dot.attr(rankdir="LR", newrank="true", nodesep="0.2", ranksep="0.3")
         dot.attr("node", shape="plain", fontname="Helvetica", fontsize="11")

@@ -38,21 +38,23 @@ Node ids come from the walk's order, never from ``id()``, and parents keep their
 input order, so the same program gives byte-identical DOT every time. Every user
 string (names, op names, scope labels) is escaped for Graphviz's HTML-like labels.
 
-``to_dot`` needs no Graphviz binary. ``render``, ``pipe`` and Jupyter's display of
-``draw(...)`` need ``dot``; without it they raise ``GraphvizNotFound`` (``render``
-writes the ``.dot`` file anyway) and Jupyter shows the DOT source and how to install
-Graphviz instead of a traceback.
+``import tinygraph`` does not need the ``graphviz`` Python package; building a
+figure does, and without it raises ModuleNotFoundError saying ``pip install
+graphviz``. ``to_dot`` needs no Graphviz binary. ``render``, ``pipe`` and Jupyter's
+display of ``draw(...)`` need ``dot``; without it they raise ``GraphvizNotFound``
+(``render`` writes the ``.dot`` file anyway) and Jupyter shows the DOT source and how
+to install Graphviz instead of a traceback.
 
 The pieces below the top-level functions (``walk``, ``grad_of``, ``escape``,
-``table_label``, ``LogScale``, ``STYLES``) are public so that other drawings, such as
-``rnn.viz``'s unrolled RNN, build on them instead of copying them.
+``table_label``, ``LogScale``, ``STYLES``, ``require_graphviz``) are public so that
+other drawings, such as ``rnn.viz``'s unrolled RNN, build on them instead of copying
+them.
 """
 import html
 import math
 import pathlib
 import re
 
-import graphviz
 import numpy as np
 
 from .engine import Op, toposort
@@ -65,6 +67,22 @@ INSTALL_HINT = (
     "brew install graphviz (macOS), conda install -c conda-forge graphviz (conda); "
     "the pip package 'graphviz' alone is only the Python binding. "
     "Meanwhile the DOT source can be pasted into any Graphviz viewer.")
+
+
+PACKAGE_HINT = (
+    "Drawing needs the graphviz Python package, which is not installed: "
+    "pip install graphviz (rendering to SVG, PNG or PDF also needs the Graphviz "
+    "'dot' executable, e.g. apt-get install graphviz).")
+
+
+def require_graphviz():
+    """The ``graphviz`` module, imported only once a figure is asked for, so that
+    ``import tinygraph`` works without it; ModuleNotFoundError names the fix."""
+    try:
+        import graphviz
+    except ImportError:
+        raise ModuleNotFoundError(PACKAGE_HINT, name="graphviz") from None
+    return graphviz
 
 
 class GraphvizNotFound(RuntimeError):
@@ -351,6 +369,7 @@ def to_dot(*roots, grads=False, view="forward", rankdir="TB", graph_name="tinygr
     Node ids are ``n0, n1, ...`` in ``walk`` order; clusters are ``cluster_1, ...``
     in order of first appearance.
     """
+    graphviz = require_graphviz()
     if not roots:
         raise ValueError("to_dot() needs at least one tensor to draw")
     if view not in ("forward", "backward"):
@@ -421,6 +440,7 @@ def _clusters(dot, paths):
 
     Cluster ids count scope paths in order of first appearance, so they are stable.
     """
+    graphviz = require_graphviz()
     clusters = {(): dot}
     for path in paths:
         for depth in range(1, len(path) + 1):
@@ -476,7 +496,7 @@ class Figure:
     def _repr_mimebundle_(self, include=None, exclude=None, **_):
         try:
             return {"image/svg+xml": self.digraph.pipe(format="svg", encoding="utf-8")}
-        except graphviz.ExecutableNotFound:
+        except require_graphviz().ExecutableNotFound:
             return {"text/plain": f"{self.source}\n{INSTALL_HINT}",
                     "text/markdown": f"{INSTALL_HINT}\n\n```dot\n{self.source}```\n"}
 
@@ -487,6 +507,7 @@ def pipe(graph, format="svg"):
     ``graph`` is a Digraph, a Figure or DOT source text. Raises GraphvizNotFound
     when the ``dot`` executable is missing.
     """
+    graphviz = require_graphviz()
     if format not in graphviz.FORMATS:
         raise ValueError(f"unknown Graphviz output format {format!r}; "
                          f"use 'svg', 'png' or 'pdf'")
@@ -531,6 +552,7 @@ def render(graph, path, format=None):
 def _source(graph):
     if isinstance(graph, str):
         return graph
+    graphviz = require_graphviz()
     if isinstance(graph, (Figure, graphviz.Source, graphviz.Digraph, graphviz.Graph)):
         return graph.source
     raise TypeError(f"expected a graphviz Digraph, a viz.Figure or DOT text, "
