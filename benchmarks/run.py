@@ -109,18 +109,7 @@ def timing_worker(sizes, budgets, min_rounds, max_rounds, threads):
         _say(f"  timing {SIZES[size_name]} ({threads} thread{'s' * (threads > 1)})")
         result["sizes"][size_name] = time_size(size_name, budgets[size_name], min_rounds,
                                                max_rounds[size_name])
-    result["orders"] = layout_choices()
     return result
-
-
-def layout_choices():
-    """The memory orders ``tinygraph.layout`` measured in this process, as text:
-    {'16 rows @ 128x128 float64': 'F', ...}. F only where it was clearly faster and
-    gave the same bits; which one wins depends on the machine."""
-    from tinygraph import layout
-    chosen = sorted(layout._f_order_wins.items(), key=lambda item: item[0][:2])
-    return {f"{rows} rows @ {shape[0]}x{shape[1]} {dtype}": "F" if wins else "C"
-            for (rows, shape, dtype), wins in chosen}
 
 
 def profile_worker(impl_name, size_name, steps, top):
@@ -267,10 +256,6 @@ def report(facts, runs, memory, micro, elapsed, quick):
                   f"{run['torch_threads'] or 'n/a'}. Ratios are medians of per-round "
                   f"ratios (same round, same machine state).", ""]
         lines += timing_table(run)
-        orders = ", ".join(f"{product} {order}" for product, order in run["orders"].items())
-        orders = orders or "none measured (one-row and small products take the C order)"
-        lines += ["", f"Memory order of the shared weights (`tinygraph.layout`, measured "
-                      f"in this process): {orders}."]
     lines += ["", "## Extra memory of one step (1 thread, a fresh process each)", "",
               "tracemalloc: peak minus baseline over the second step (NumPy buffers and "
               "Python objects; PyTorch's allocator is not traced). RSS growth: rise of the "

@@ -255,7 +255,7 @@ class _RecurrentLayer(nn.Module):
                 formats = self._state_formats(layer, suffix)
                 with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
                     x_proj = cell.project(layer_input)  # every step's input share at once
-                    if tg.loops.replays():  # the recurrence as one scan node
+                    if tg.accel.replays():  # the recurrence as one scan node
                         states = _Steps(_replay(cell.recur, x_proj, next(initial),
                                                 bool(suffix), keep), formats)
                     else:  # the literal per-step graph (drawings, anomaly mode)

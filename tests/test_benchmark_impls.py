@@ -88,15 +88,3 @@ def test_targets_report_missed_and_unmeasured_sizes():
     assert "| tinygraph-layers at S <= 1.5x numpy-batched | 2.00x | MISSED |" in lines
     assert "| tinygraph-unroll at L <= 1.2x numpy-per-step | n/a | not measured |" in lines
     assert "1.00x PyTorch's | MISSED |" in lines
-
-
-def test_the_report_names_the_memory_order_chosen_for_each_shared_product(monkeypatch):
-    from benchmarks.run import layout_choices
-    from tinygraph import layout
-    monkeypatch.setattr(layout, "_f_order_wins", {
-        (32, (256, 256), np.dtype(np.float64)): True,
-        (16, (128, 32), np.dtype(np.float64)): False,
-        (16, (128, 128), np.dtype(np.float64)): True})
-    assert list(layout_choices().items()) == [("16 rows @ 128x32 float64", "C"),
-                                              ("16 rows @ 128x128 float64", "F"),
-                                              ("32 rows @ 256x256 float64", "F")]

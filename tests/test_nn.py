@@ -6,6 +6,7 @@ import pytest
 
 import tinygraph as tg
 from tinygraph import nn
+from tinygraph.engine import Op
 
 
 class TwoLayer(nn.Module):
@@ -401,39 +402,35 @@ def test_init_refuses_vectors_for_fan_based_schemes():
         nn.init.xavier_uniform_(nn.Parameter(np.zeros(3)))
 
 
-# ---- a weight's transpose, shared within one Module call (tinygraph.ops) ----------------
-def _transposes():
-    return getattr(tg.ops._local, "transposes", None)
-
-
+# ---- a weight used many times in one Module call (tinygraph.accel.rowsum) ---------------
 class _UsesItsWeightThrice(nn.Module):
     def __init__(self):
         super().__init__()
         self.W = nn.Parameter(np.arange(16.0).reshape(4, 4) / 20)
-        self.copies = None
 
     def forward(self, x):
         for _ in range(3):
             x = tg.linear(x, self.W).tanh()
-        self.copies = None if _transposes() is None else dict(_transposes())
-        return x
+        return x @ self.W
 
 
-def test_a_module_call_gives_the_plain_values_and_gradients_with_a_shared_transpose():
+def test_a_module_call_gives_the_plain_values_and_gradients_with_lazy_weight_gradients():
     rng = np.random.default_rng(0)
     model, x = _UsesItsWeightThrice(), rng.standard_normal((5, 4))
     out = model(x)
-    (array, copy), = model.copies.values()
-    assert array is model.W.data and copy.flags.c_contiguous and np.array_equal(copy, array.T)
+    assert {type(v).__module__ for v in tg.engine.toposort(out.op)
+            if isinstance(v, Op) and v.name in ("linear", "matmul")} == {"tinygraph.accel.rowsum"}
     expected = x
     for _ in range(3):
         expected = np.tanh(expected @ model.W.data.T)
-    assert np.allclose(out.data, expected, rtol=0, atol=1e-14)
+    assert np.allclose(out.data, expected @ model.W.data, rtol=0, atol=1e-14)
     out.sum().backward()
     with_module = model.W.grad
     model.zero_grad()
-    model.forward(x).sum().backward()  # not a Module call: no shared transpose
-    assert model.copies is None
+    plain = model.forward(x)  # not a Module call: the core's nodes
+    assert {type(v).__module__ for v in tg.engine.toposort(plain.op)
+            if isinstance(v, Op) and v.name in ("linear", "matmul")} == {"tinygraph.ops"}
+    plain.sum().backward()
     assert np.allclose(with_module, model.W.grad, rtol=0, atol=1e-14)
 
 
@@ -450,7 +447,6 @@ def test_a_weight_written_in_place_between_module_calls_is_seen_by_the_next_call
     assert np.array_equal(model(x).data, x)
     model.W.data[...] = 2 * np.eye(3)  # in place: no version bump, same array object
     assert np.array_equal(model(x).data, 8 * x)
-    assert _transposes() is None  # nothing kept between calls
 
 
 def test_only_weights_are_shared_so_a_reused_buffer_is_read_afresh_at_every_use():
@@ -486,7 +482,7 @@ def test_assigning_a_weights_data_inside_a_module_call_is_seen_at_once():
     assert Reassigns()(np.ones((1, 2))) == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
 
 
-def test_each_thread_has_its_own_shared_transposes():
+def test_a_module_call_in_another_thread_changes_no_value_here():
     import threading
     inside, results = threading.Event(), []
     W = tg.tensor(np.eye(2), requires_grad=True)
@@ -507,24 +503,3 @@ def test_each_thread_has_its_own_shared_transposes():
     done.set()
     worker.join()
     assert results == [1.0, 2.0, 3.0]
-
-
-def test_transposes_are_shared_across_nested_module_calls_and_dropped_after_the_outermost():
-    layer = nn.Linear(3, 3)
-    seen = []
-
-    class Outer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = layer
-
-        def forward(self, x):
-            x = self.inner(self.inner(x))
-            seen.append(dict(_transposes()))
-            return self.inner(x)
-
-    Outer()(np.ones((2, 3)))
-    (array, copy), = seen[0].values()
-    assert array is layer.weight.data and copy is not None and copy.flags.c_contiguous
-    assert np.array_equal(copy, array.T)
-    assert _transposes() is None

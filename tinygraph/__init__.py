@@ -4,17 +4,21 @@
     x = tg.tensor(np.random.randn(3, 4), requires_grad=True, name="x")
     loss = (x @ x.T).tanh().sum()
     loss.backward()          # x.grad is an ndarray of shape (3, 4)
+
+The core is three files: tensor.py, engine.py, ops.py (see the README's engine section).
 """
-from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad,
-                     is_grad_enabled, no_grad, record_contributions, scope, set_grad_enabled)
-from .anomaly import AnomalyError, detect_anomaly
+from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad, grad,
+                     is_grad_enabled, no_grad, scope, set_grad_enabled)
 from .tensor import Tensor, tensor
-from .ops import (add, concat, div, exp, getitem, linear, log, log_softmax, matmul, max, mean,
-                  mul, neg, permute, pow, relu, reshape, sigmoid, softplus, stack, sub, sum,
-                  tanh, transpose, where)
-from .loops import scan, unrolled
-from .gradcheck import GradcheckError, gradcheck
-from .stats import GraphStats, graph_stats
+from .ops import (add, broadcast_to, concat, div, exp, getitem, linear, log, log_softmax,
+                  matmul, max, mean, mul, neg, permute, pow, relu, reshape, sigmoid,
+                  softplus, stack, sub, sum, tanh, transpose, where)
+from .anomaly import AnomalyError, detect_anomaly
+from .accel import scan, unrolled
+from . import accel
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .derivatives import hvp, jvp, vjp
+from .stats import GraphStats, graph_stats, record_contributions
 from .random import manual_seed
 from . import functional, init, nn, optim
 from .serialization import load, save

@@ -11,30 +11,39 @@ its inputs' ranges. Off by default, and then it costs one flag test per op.
 """
 import os
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 
-enabled = False
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+from . import engine
 
 
 class AnomalyError(FloatingPointError):
     """A non-finite value appeared while anomaly mode was on."""
 
 
-@contextmanager
+class _Anomaly:
+    """Anomaly mode as an engine observer: it checks every op's output and every
+    gradient, and notes where in the user's code each node was created."""
+
+    def forward(self, op, inputs, options, out):
+        op.site = creation_site()
+        check_forward(op, [t._data for t in inputs], out._data, op.site)
+
+    def backward(self, node, grads):
+        check_backward(node, grads)
+
+
 def detect_anomaly():
     """Check every op's output and every gradient for NaN/inf inside the block."""
-    global enabled
-    previous, enabled = enabled, True
-    try:
-        yield
-    finally:
-        enabled = previous
+    return engine.observing(_Anomaly())
 
 
+def is_anomaly_enabled():
+    """True inside ``detect_anomaly()``."""
+    return any(isinstance(o, _Anomaly) for o in engine.observers)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 def creation_site():
     """'file:line' of the innermost caller outside tinygraph (the user's line)."""
     frame = sys._getframe(1)
@@ -72,7 +81,10 @@ def check_forward(op, arrays, out, site):
 def check_backward(op, grads):
     """Raise if the backward of ``op`` produced a non-finite gradient."""
     for i, grad in enumerate(grads):
-        if grad is not None and np.asarray(grad).dtype.kind == "f" and not np.isfinite(grad).all():
+        grad = getattr(grad, "_data", grad)  # a tensor, when the backward is recorded
+        if grad is not None and not isinstance(grad, np.ndarray):
+            grad = grad.evaluate()  # a lazy sum (ops.Scatter)
+        if grad is not None and grad.dtype.kind == "f" and not np.isfinite(grad).all():
             site = op.site or "<created outside detect_anomaly()>"
             raise AnomalyError(
                 f"the backward of '{op.name}' (created at {site}) produced a non-finite "

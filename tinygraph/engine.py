@@ -1,51 +1,71 @@
-"""The engine: how ops are recorded into a graph, and how backward walks it.
+"""The engine: how ops are recorded as graph nodes, and how backward walks them.
 
 Read it in this order:
 
 1. ``Op.apply`` runs an op's forward on NumPy arrays and, when a gradient will be
-   needed, records the op as a graph node. The node keeps its *parents*: for each
-   input, the input's own node if the input was computed, or the input tensor
-   itself if it is a leaf.
-2. ``backward`` sorts the nodes reachable from the root (iteratively, so a
-   100,000-op chain is fine), then visits them root first. Each node receives the
-   sum of the gradients its consumers sent it (the fan-in that makes BPTT work),
-   applies its vector-Jacobian product, and passes one gradient to each parent.
+   needed, records the op instance as a graph node. The node keeps its *parents* (for
+   each input, the input's own node if it was computed, or the input tensor itself)
+   and the arrays its backward will read.
+2. ``backward`` lists the nodes reachable from the root (iteratively, so a
+   100,000-op chain is fine), then visits them root first. Each node receives the sum
+   of the gradients its consumers sent it (``accumulate``: the fan-in that makes BPTT
+   work), applies its vector-Jacobian product, and passes one gradient to each parent.
    Leaves add what they receive to ``.grad``.
+3. ``grad`` is the same walk, returning the gradients instead of storing them. With
+   ``create_graph=True`` the VJPs run on tensors instead of arrays (every op's VJP is
+   written in operations that work on both), so the backward pass is itself recorded
+   and can be differentiated again.
 
-Nodes do not hold the tensors they produced, only what their backward needs
-(``saved``), so intermediate arrays are released as soon as nothing needs them.
-After a backward the saved arrays are dropped unless ``retain_graph=True``.
+Nodes do not hold the tensors they produced, only what their backward needs, so
+intermediate arrays are released as soon as nothing needs them; after a backward the
+saved arrays are dropped unless ``retain_graph=True``.
+
+The one hook for code outside the core is ``observers``: anomaly mode and ``scan``'s
+tracer are observers, told of every op applied and every node backward visits.
 """
-import itertools
+import weakref
 from contextlib import ContextDecorator, contextmanager
 
 import numpy as np
 
-from . import anomaly
-from .deferred import Deferred, add_grads, as_array
+from .tensor import Tensor
 
-_grad_enabled = True
-_scope = ()
-tracing = None  # a list while ``scan`` traces a step: Op.apply appends every op it runs
-traced_reads = None  # and the tensors whose values Python reads meanwhile
-backward_count = 0  # backward passes run so far (optim uses it to spot a late clip)
-retaining_graph = False  # during a backward: was it asked to keep the saved arrays?
+
+# ---- modes: process-wide settings, each changed only inside a with-block --------------
+class Mode:
+    """The settings ops read while they run. Change them with ``using`` (or the
+    helpers built on it: ``no_grad``, ``scope``), never by assignment."""
+    grad_enabled = True  # False inside no_grad(): ops record no graph
+    scope = ()           # the labels of the enclosing tg.scope blocks, outermost first
+    retain_graph = False  # during a backward: does it keep the saved arrays (see Scan)
+
+
+class using(ContextDecorator):
+    """Inside the block, ``settings.name = value`` for each keyword; the old values
+    come back after it. Every mode of tinygraph is one of these (grad mode, scopes,
+    anomaly mode, scan's unrolled mode); it works as a decorator too, and nests."""
+
+    def __init__(self, settings, **values):
+        self.settings, self.values, self.outer = settings, values, []
+
+    def __enter__(self):
+        self.outer.append({name: getattr(self.settings, name) for name in self.values})
+        for name, value in self.values.items():
+            setattr(self.settings, name, value)
+
+    def __exit__(self, *exception):
+        for name, value in self.outer.pop().items():
+            setattr(self.settings, name, value)
 
 
 def is_grad_enabled():
     """True when ops record a graph (the default); False inside ``no_grad()``."""
-    return _grad_enabled
+    return Mode.grad_enabled
 
 
-@contextmanager
 def set_grad_enabled(enabled):
     """Turn graph recording on or off inside the block (process-wide, not per thread)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, bool(enabled)
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    return using(Mode, grad_enabled=bool(enabled))
 
 
 def no_grad():
@@ -58,49 +78,21 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
-class scope(ContextDecorator):
-    """Tag every node created inside the block with ``label``.
-
-    Scopes nest: a node's ``scope`` is the tuple of labels from the outermost block
-    in. The engine gives labels no meaning; drawings use them to group nodes (the
-    RNN unrolling marks each time step this way). Works as a decorator too. (A class
-    rather than a generator: an unroll enters one per time step, and this is half
-    the cost.)
-    """
+class scope(using):
+    """Tag every node created inside the block with ``label``: a node's ``scope`` is the
+    tuple of labels from the outermost block in. The engine gives labels no meaning;
+    drawings group nodes by them (an RNN marks each time step this way)."""
 
     def __init__(self, label):
+        super().__init__(Mode, scope=None)
         self.label = label
-        self.outer = []  # the scopes to restore, innermost last (the block may nest in itself)
 
     def __enter__(self):
-        global _scope
-        self.outer.append(_scope)
-        _scope = _scope + (self.label,)
-
-    def __exit__(self, *exception):
-        global _scope
-        _scope = self.outer.pop()
+        self.values["scope"] = Mode.scope + (self.label,)
+        super().__enter__()
 
 
-_recorders = []
-
-
-@contextmanager
-def record_contributions():
-    """Record, during the backward passes run inside the block, every gradient
-    contribution that reaches a leaf, one per use.
-
-    Yields a dict ``{leaf tensor: [(node, grad), ...]}`` in the order backward
-    produced them; ``node`` is the consumer that sent ``grad`` (its ``scope`` tells
-    where in the model it was), and the grads of one leaf sum to what backward added
-    to ``leaf.grad``. This is how a drawing shows dL/dW = sum over t of dL/dW^(t).
-    """
-    contributions = {}
-    _recorders.append(contributions)
-    try:
-        yield contributions
-    finally:
-        _recorders.remove(contributions)
+observers = []  # objects with forward(op, inputs, params, out) and backward(node, grads)
 
 
 class ShapeError(ValueError):
@@ -112,35 +104,45 @@ class GraphFreedError(RuntimeError):
 
 
 class ModifiedError(RuntimeError):
-    """An array saved for backward was changed after the forward pass saved it."""
+    """An array saved for backward was replaced after the forward pass saved it."""
 
 
+# ---- the node ---------------------------------------------------------------------------
 class Op:
     """A primitive operation, and, once applied, the graph node that records it.
 
-    A subclass defines ``forward(*arrays, **params) -> ndarray`` and
-    ``backward(grad_out) -> one gradient (or None) per input``, side by side.
-    ``forward`` keeps what ``backward`` will need in ``self.saved``;
-    ``self.needs_grad[i]`` tells ``backward`` which input gradients are wanted.
-
-    A subclass whose ``saved`` holds its input arrays sets ``saves_inputs``, one that
-    holds its output sets ``saves_output``: backward then checks that those tensors
-    were not changed in between (their version counters), instead of returning
-    wrong gradients. The arrays an op outputs are made read-only, so a direct NumPy
-    write into a saved intermediate fails at once.
+    A subclass defines ``forward(*arrays, **options) -> ndarray`` and, beside it,
+    ``backward(g, out, *inputs)``, its vector-Jacobian product: one gradient per input
+    (a bare gradient for one input), or None where ``self.needs_grad`` says nobody
+    wants it. ``out`` and ``inputs`` are there when the class sets ``saves_output`` /
+    ``saves_inputs`` (else None): arrays, or tensors when the backward is recorded
+    (``create_graph``), so a VJP uses only operations that work on both. Where the
+    class sets ``broadcasts``, the engine sums each gradient back to its input's shape
+    (the VJP of broadcasting). Whatever else forward keeps on ``self`` (shapes, masks)
+    is a constant of the VJP, dropped with the saved arrays.
     """
 
-    __slots__ = ("parents", "needs_grad", "saved", "out_shape", "out_dtype", "out_name",
-                 "scope", "versions", "freed", "number", "__dict__")
+    __slots__ = ("parents", "needs_grad", "saved", "versions", "assignments", "scope",
+                 "out_shape", "out_dtype", "out_name", "holds", "__dict__")
     saves_inputs = False
     saves_output = False
-    hints = ()  # params that change how forward computes, not what (scan lets them vary)
+    broadcasts = False  # inputs may broadcast: the engine sums their gradients back
     # Rarely set, so kept as class defaults rather than written on every node.
-    hooks = None          # functions called with the gradient arriving at the output
-    retains_grad = False  # keep that gradient in the output tensor's .grad
-    site = None           # 'file:line' of the user code that created the node (anomaly mode)
-    out_version = 0       # the output tensor's version (its data reassigned since?)
-    out_ref = None        # a weak reference to the output tensor, once retain_grad() asks
+    hooks = None     # functions called with the gradient arriving at the output
+    out_ref = None   # a weak reference to the output tensor, once retain_grad() asks
+    out_version = 0  # the output tensor's version (its .data reassigned since?)
+    site = None      # 'file:line' of the user code that created the node (anomaly mode)
+    freed = None     # why its arrays were released, if not by a backward (see scan)
+
+    @property
+    def name(self):
+        """The op's name as graphs and errors show it: ``matmul``, ``tanh``, ..."""
+        return type(self).__name__.lower()
+
+    @property
+    def retains_grad(self):
+        """True once ``retain_grad()`` asked for the output tensor's ``.grad``."""
+        return self.out_ref is not None
 
     def output(self):
         """The tensor this node computed, if ``retain_grad()`` registered it and it is
@@ -148,22 +150,10 @@ class Op:
         arrays can be freed as soon as nothing needs them.)"""
         return None if self.out_ref is None else self.out_ref()
 
-    def forward(self, *arrays, **params):
-        raise NotImplementedError
-
-    def backward(self, grad_out):
-        raise NotImplementedError
-
-    @property
-    def name(self):
-        """The op's name as graphs and errors show it: ``matmul``, ``tanh``, ..."""
-        return type(self).__name__.lower()
-
     @classmethod
-    def apply(cls, *inputs, **params):
+    def apply(cls, *inputs, **options):
         """Run forward on the inputs' arrays; record the op if a gradient is needed."""
         op = cls()
-        op.number = next(_numbers)  # before forward: an assignment during it comes later
         # One plain loop: in CPython 3.11 each comprehension is a function call of its own.
         arrays, needs_grad, parents, versions = [], [], [], []
         for t in inputs:
@@ -172,114 +162,300 @@ class Op:
             parents.append(t._node or t)
             versions.append(t._version)
         try:
-            data = op.forward(*arrays, **params)
+            data = op.forward(*arrays, **options)
         except (ValueError, IndexError) as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             message = f"{op.name}: {err} (input shapes {shapes})"
-            if isinstance(err, IndexError):
-                raise IndexError(message) from None
-            raise ShapeError(message) from None
+            raise (IndexError if isinstance(err, IndexError) else ShapeError)(message) from None
         if type(data) is not np.ndarray:  # NumPy returns scalars from full reductions
             data = np.asarray(data)
-        if anomaly.enabled:
-            op.site = anomaly.creation_site()
-            anomaly.check_forward(op, arrays, data, op.site)
-        out = Tensor._wrap(data)
-        if tracing is not None:
-            tracing.append((cls, inputs, params, out, _grad_enabled))
-        if not _grad_enabled or True not in needs_grad:
+        recorded = Mode.grad_enabled and True in needs_grad
+        out = Tensor._wrap(data, op if recorded else None)
+        for observer in observers:
+            observer.forward(op, inputs, options, out)
+        if not recorded:
             return out
-        data.setflags(write=False)
-        needs_grad, shape = tuple(needs_grad), data.shape
-        if len(_shapes) > 10_000:  # shapes keep changing: let the old ones go
-            _shapes.clear()
-        op.parents = tuple(parents)
-        op.needs_grad = _flags.setdefault(needs_grad, needs_grad)
-        op.versions = tuple(versions) if cls.saves_inputs else None
-        op.out_shape = _shapes.setdefault(shape, shape)
-        op.out_dtype = data.dtype
-        op.out_name = None  # the output tensor's name, once it gets one (for drawings)
-        op.scope = _scope
-        op.freed = False
-        out._requires_grad = True
-        out._node = op
+        data.setflags(write=False)  # a write into a saved array would corrupt backward
+        op.parents, op.needs_grad = tuple(parents), tuple(needs_grad)
+        op.holds = ()  # what keeps the leaves' arrays it saved read-only (see _Hold)
+        if cls.saves_inputs:
+            op.saved = (data if cls.saves_output else None, *arrays)
+            op.versions = tuple(versions)
+            for t in inputs:
+                if t._node is None:  # a leaf's array: read-only while this node keeps it
+                    op.holds += hold(t._data)
+        else:
+            op.saved = (data if cls.saves_output else None,) + (None,) * len(arrays)
+            op.versions = None
+        op.assignments, op.scope = Tensor.assignments, Mode.scope
+        op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
 
     def __repr__(self):
         return f"<{self.name} node>"
 
 
-# One shared copy of equal small tuples: a long unroll records thousands of nodes with
-# the same shapes and needs_grad flags. (Two dicts: (True, True) == (1, 1).)
-_shapes, _flags = {}, {}
-_numbers = itertools.count()  # numbers the nodes in the order they are recorded
-_last_assignment = -1  # the number drawn when a tensor's .data was last assigned
+_holds = {}  # id(array) -> a weak reference to its _Hold, which keeps the array alive
 
 
-def data_assigned():
-    """Called when a tensor's ``.data`` is replaced. Nodes recorded before this moment
-    may have saved the old array, so backward checks their saved versions; nodes
-    recorded after it need no check (the common case: a training step assigns the
-    weights, then runs the forward and backward of the next one)."""
-    global _last_assignment
-    _last_assignment = next(_numbers)
+def hold(array):
+    """(the _Hold that keeps ``array`` read-only,), for a node to keep; () for an array
+    that is read-only already (an op's output, or made so by its owner)."""
+    held = _holds.get(id(array))
+    held = held() if held is not None else None
+    if held is None and array.flags.writeable:
+        held = _Hold(array)
+    return () if held is None else (held,)
 
 
-def toposort(root):
-    """Every vertex whose gradient ``root`` depends on, root first, parents after children.
+class _Hold:
+    """Keeps a leaf's array read-only while graph nodes keep it for their backward, so
+    that a NumPy write into it (``W.data[0] = 1``) fails at once instead of making
+    backward's gradients silently wrong. Shared by every node that keeps the array: the
+    last one to let it go (freed by backward, or garbage) makes it writable again."""
 
-    A vertex is an ``Op`` node or a leaf tensor that requires grad: the ops come
-    first, then the leaves (a leaf has no parents, so it can wait until all of its
-    consumers have run).
+    def __init__(self, array):
+        self.array = array
+        array.flags.writeable = False
+        _holds[id(array)] = weakref.ref(self)
+
+    def __del__(self, holds=_holds):  # (bound here: at exit the module's names are gone)
+        holds.pop(id(self.array), None)
+        self.array.flags.writeable = True
+
+
+
+# ---- the backward walk ------------------------------------------------------------------
+def reachable(roots):
+    """(op nodes, leaves that require grad) whose gradient ``roots`` (vertices: nodes or
+    leaf tensors) depend on, every node listed after all of its consumers.
+
+    Iterative depth-first search (no recursion limit) that lists a node once all of its
+    parents are listed, then reverses; parents are explored in input order, so the order
+    is the same on every run. Depth first keeps memory low: backward consumes each
+    gradient soon after producing it.
     """
-    nodes, leaves = _reachable(root)
-    return nodes + leaves
-
-
-def _reachable(root):
-    """(op nodes, leaves that require grad) that ``root`` depends on, in ``toposort``'s
-    order.
-
-    Iterative depth-first search (no recursion limit, so a 100,000-op chain is fine)
-    that lists a node once all of its parents are listed; parents are explored in
-    input order, so the order is the same on every run. Depth first also keeps
-    memory low: backward then consumes each gradient soon after producing it (in an
-    unrolled RNN, output step t right before recurrence step t, rather than all
-    output steps first).
-    """
-    if not isinstance(root, Op):
-        return [], [root]
-    nodes, leaves, seen = [], [], {root}
-    stack = [(root, iter(root.parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent in seen:
-                continue
-            seen.add(parent)
-            if isinstance(parent, Op):
-                stack.append((parent, iter(parent.parents)))
-                break
-            if parent._requires_grad:
-                leaves.append(parent)
-        else:
-            stack.pop()
-            nodes.append(node)
+    nodes, leaves, seen = [], [], set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        if not isinstance(root, Op):
+            leaves.append(root)
+            continue
+        stack = [(root, iter(root.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent in seen:
+                    continue
+                seen.add(parent)
+                if isinstance(parent, Op):
+                    stack.append((parent, iter(parent.parents)))
+                    break
+                if parent._requires_grad:
+                    leaves.append(parent)
+            else:
+                stack.pop()
+                nodes.append(node)
     nodes.reverse()
     return nodes, leaves
 
 
+def toposort(root):
+    """Every vertex whose gradient ``root`` (a node or a leaf) depends on, in backward's
+    order: the op nodes, each after all of its consumers, then the leaves."""
+    nodes, leaves = reachable([root])
+    return nodes + leaves
+
+
+def accumulate(total, grad):
+    """total + grad: how gradients from several consumers add up (None: nothing yet)."""
+    return grad if total is None else total + grad
+
+
+def backward(root, grad=None, retain_graph=None, create_graph=False):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
+    Unless ``retain_graph`` is true (it defaults to ``create_graph``), each node's saved
+    arrays are released once its backward has run. A leaf that ``root`` does not depend
+    on keeps ``.grad`` None, not zeros. With ``create_graph`` the gradients are tensors
+    recorded as a graph of their own.
+    """
+    grads = _backprop([root], [grad], retain_graph, create_graph, "backward()")
+    arrived = [(leaf, _leaf_grad(leaf, g)) for leaf, g in grads.items()
+               if not isinstance(leaf, Op)]
+    for leaf, g in arrived:  # hooks and checks first: an error there changes no .grad
+        leaf.grad = accumulate(leaf.grad, g if create_graph else np.array(g, leaf.dtype))
+
+
+Tensor.backward = backward
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as ``torch.autograd.grad``.
+
+    ``outputs`` and ``inputs`` are tensors or sequences of them; ``grad_outputs`` gives
+    d(loss)/d(output) for each output (None: ones, for one-element outputs). Returns a
+    tuple of tensors, one per input; ``.grad`` is not touched. With ``create_graph``
+    they are recorded as a graph, so they can be differentiated again.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    for t in inputs:
+        if not t._requires_grad:
+            raise RuntimeError(f"grad: an input (shape {t.shape}) does not require grad")
+    grads = _backprop(outputs, list(grad_outputs), retain_graph, create_graph, "grad()",
+                      [t._node or t for t in inputs])
+    results = []
+    for t in inputs:
+        g = grads.get(t._node or t)
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: an input (shape {t.shape}) was not used to compute the outputs; "
+                f"pass allow_unused=True to get None for it")
+        results.append(g if g is None or isinstance(g, Tensor) else Tensor._wrap(g))
+    return tuple(results)
+
+
+def _backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
+    """Run the backward walk from ``roots``; return ``{vertex: gradient}`` for the leaves
+    reached and for the ``wanted`` vertices."""
+    if retain_graph is None:
+        retain_graph = create_graph  # a recorded backward refers to these nodes
+    starts, pending = [], {}
+    for root, g in zip(roots, root_grads):
+        start = root._node or root
+        starts.append(start)
+        pending[start] = accumulate(pending.get(start), _root_grad(root, g, create_graph,
+                                                                   caller))
+    nodes, leaves = reachable(starts)
+    for node in nodes:  # check the whole graph before any backward runs
+        if node.saved is None:
+            raise GraphFreedError(_freed_message(node))
+        if node.assignments != Tensor.assignments:  # some .data was assigned since
+            _check_versions(node)
+    wanted = set(wanted)
+    found = {}
+    with using(Mode, grad_enabled=create_graph, retain_graph=retain_graph):
+        for node in nodes:
+            g = pending.pop(node, None)
+            if g is None:
+                continue
+            if type(g) is not np.ndarray and not isinstance(g, Tensor):
+                g = _value(g)
+            if node.hooks:
+                g = _run_hooks(node.hooks, g)
+            tensor = None if node.out_ref is None else node.out_ref()
+            if tensor is not None:  # retain_grad() asked for it
+                tensor.grad = accumulate(tensor.grad, g if create_graph else np.array(g))
+            if wanted and node in wanted:
+                found[node] = g
+            saved = _as_tensors(node) if create_graph else node.saved
+            parent_grads = node.backward(g, *saved)
+            if type(parent_grads) is not tuple:
+                parent_grads = (parent_grads,)
+            for observer in observers:
+                observer.backward(node, parent_grads)
+            if not retain_graph:
+                node.saved, node.holds = None, ()
+            for parent, parent_grad in zip(node.parents, parent_grads):
+                if parent_grad is not None:
+                    if node.broadcasts:
+                        parent_grad = unbroadcast(parent_grad, parent.out_shape if
+                                                  isinstance(parent, Op) else parent.shape, node)
+                    total = pending.get(parent)
+                    pending[parent] = parent_grad if total is None else accumulate(
+                        total, parent_grad)
+    for leaf in leaves:
+        if leaf in pending:
+            g = pending[leaf]
+            found[leaf] = g if isinstance(g, (np.ndarray, Tensor)) else _value(g)
+    return found
+
+
+def _value(grad):
+    """A gradient that is neither an array nor a tensor as an array: a NumPy scalar (from
+    0-d arithmetic), or a lazy sum (``ops.Scatter``), built now that it is needed."""
+    return np.asarray(grad) if isinstance(grad, np.generic) else grad.evaluate()
+
+
+def _root_grad(root, g, create_graph, caller):
+    if not root._requires_grad:
+        raise RuntimeError(
+            f"{caller} on a tensor that does not require grad: no input of the "
+            f"computation that made it has requires_grad=True (was it computed inside "
+            f"no_grad(), or from detached tensors?)")
+    if g is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"{caller} without a gradient needs a tensor with one element, but "
+                f"this one has shape {root.shape}; reduce it first (e.g. .sum()) or "
+                f"pass a gradient of shape {root.shape}")
+        g = np.ones_like(root._data)
+    elif not (create_graph and isinstance(g, Tensor)):
+        g = np.asarray(g._data if isinstance(g, Tensor) else g, dtype=root.dtype)
+    if g.shape != root.shape:
+        raise ShapeError(f"{caller}: the gradient has shape {g.shape} but the tensor has "
+                         f"shape {root.shape}; they must be equal")
+    return Tensor._wrap(g) if create_graph and not isinstance(g, Tensor) else g
+
+
+def _as_tensors(node):
+    """The node's saved arrays as tensors in the graph (for a recorded backward): its
+    output as made by the node itself, each input as made by its parent."""
+    out, *inputs = node.saved
+    return (None if out is None else Tensor._wrap(out, node),
+            *[a if a is None else parent if isinstance(parent, Tensor) else
+              Tensor._wrap(a, parent) for a, parent in zip(inputs, node.parents)])
+
+
+def unbroadcast(grad, shape, op):
+    """Sum ``grad`` (sent by ``op``) down to ``shape``: the VJP of broadcasting."""
+    if grad.shape == shape:
+        return grad
+    extra = len(grad.shape) - len(shape)
+    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
+        raise ShapeError(f"the backward of '{node.name}' returned the wrong shape: a "
+                         f"gradient of shape {grad.shape} for an input of shape {shape}")
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = replaced if isinstance(replaced, Tensor) else np.asarray(replaced)
+    return grad
+
+
+def _leaf_grad(leaf, grad):
+    """The gradient that reached ``leaf``, after its hooks, checked against its shape."""
+    if leaf._hooks:
+        grad = _run_hooks(leaf._hooks, grad)
+    if grad.shape != leaf.shape:
+        raise ShapeError(f"a gradient of shape {grad.shape} reached a leaf of shape "
+                         f"{leaf.shape}: the backward of an op that uses it (or a hook on "
+                         f"it) returned the wrong shape")
+    return grad
+
+
+def _where(node):
+    return f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
+
+
 def _freed_message(node):
-    if getattr(node, "traced", False):
-        return (f"backward through '{node.name}', an op of a step that tg.scan traced: a "
-                f"tensor from inside the step was kept outside it (collected in a list, "
-                f"say), but only the carry leaves a scan; return what you need as part "
-                f"of the carry (scan stacks every step's), or run the loop under "
-                f"tg.unrolled()")
-    where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
+    if node.freed:
+        return node.freed
     return (
         f"backward through a graph that was already freed: the arrays saved by "
-        f"'{node.name}'{where} were released by an earlier backward(). To run "
+        f"'{node.name}'{_where(node)} were released by an earlier backward(). To run "
         f"backward twice through the same graph, call backward(retain_graph=True) "
         f"the first time. If this is a training loop that carries a hidden state "
         f"over from the previous batch, detach that state instead (a = a.detach()): "
@@ -287,14 +463,12 @@ def _freed_message(node):
         f"while the graph, and memory, grow with every batch.")
 
 
-def _check_saved_versions(node):
-    """Raise ``ModifiedError`` if a tensor whose array ``node`` saved has changed since."""
-    if node.versions is not None:
-        for i, (parent, saved_version) in enumerate(zip(node.parents, node.versions)):
-            version = parent.out_version if isinstance(parent, Op) else parent._version
-            if version != saved_version:
-                raise ModifiedError(_modified_message(node, f"input {i}", parent, version,
-                                                      saved_version))
+def _check_versions(node):
+    """Raise ``ModifiedError`` if a tensor whose array ``node`` saved was reassigned."""
+    for i, (parent, saved) in enumerate(zip(node.parents, node.versions or ())):
+        version = parent.out_version if isinstance(parent, Op) else parent._version
+        if saved is not None and version != saved:
+            raise ModifiedError(_modified_message(node, f"input {i}", parent, version, saved))
     if node.saves_output and node.out_version != 0:
         raise ModifiedError(_modified_message(node, "output", node, node.out_version, 0))
 
@@ -304,121 +478,19 @@ def _modified_message(node, which, vertex, version, saved_version):
     name, shape = ((vertex.out_name, vertex.out_shape) if isinstance(vertex, Op)
                    else (vertex.name, vertex.shape))
     name = f"'{name}', " if name else ""
-    where = f" (scope {'/'.join(map(str, node.scope))})" if node.scope else ""
     return (
         f"an array saved for backward has been modified: the {which} ({name}shape "
-        f"{shape}) of '{node.name}'{where} is at version {version}; "
+        f"{shape}) of '{node.name}'{_where(node)} is at version {version}; "
         f"expected version {saved_version}. Its data was changed between the forward "
         f"pass and backward, e.g. by optimizer.step() or an assignment to .data before "
         f"loss.backward(). Call backward() first, or run the forward pass again.")
 
 
-def _run_hooks(hooks, grad):
-    for hook in hooks:
-        replaced = hook(grad)
-        if replaced is not None:
-            grad = np.asarray(replaced)
-    return grad
-
-
-def backward(root, grad=None, retain_graph=False):
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
-
-    ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
-    Unless ``retain_graph`` is true, each node's saved arrays are released as soon as
-    its backward has run. A leaf that ``root`` does not depend on is not touched: its
-    ``.grad`` stays None (not zeros), which tells a parameter the loss never used.
-    """
-    global backward_count, retaining_graph
-    if not root._requires_grad:
-        raise RuntimeError(
-            "backward() on a tensor that does not require grad: no input of the "
-            "computation that made it has requires_grad=True (was it computed inside "
-            "no_grad(), or from detached tensors?)")
-    if grad is None:
-        if root.size != 1:
-            raise RuntimeError(
-                f"backward() without a gradient needs a tensor with one element, but "
-                f"this one has shape {root.shape}; reduce it first (e.g. .sum()) or "
-                f"pass backward(grad) with an array of shape {root.shape}")
-        grad = np.ones_like(root._data)
-    else:
-        grad = np.asarray(grad.numpy() if hasattr(grad, "numpy") else grad,
-                          dtype=root.dtype)
-        if grad.shape != root.shape:
-            raise ShapeError(
-                f"backward(grad): grad has shape {grad.shape} but the tensor has "
-                f"shape {root.shape}; they must be equal")
-
-    start = root if root._node is None else root._node
-    nodes, leaves = _reachable(start)
-    for node in nodes:  # check the whole graph before any backward runs
-        if node.freed:
-            raise GraphFreedError(_freed_message(node))
-        if node.number < _last_assignment:  # some tensor's .data was assigned since
-            _check_saved_versions(node)
-
-    backward_count += 1
-    outer_retaining, retaining_graph = retaining_graph, retain_graph  # (a hook may nest one)
-    pending = {start: grad}
-    for node in nodes:
-        grad = pending.pop(node, None)
-        if grad is None:
-            continue
-        if isinstance(grad, Deferred):
-            grad = grad.evaluate()
-        if node.hooks:
-            grad = _run_hooks(node.hooks, grad)
-        if node.retains_grad:
-            tensor = node.output()
-            if tensor is not None:
-                _accumulate(tensor, grad)
-        parent_grads = node.backward(grad)
-        if anomaly.enabled:
-            anomaly.check_backward(node, parent_grads)
-        if not retain_graph:
-            node.saved = None
-            node.freed = True
-        for parent, parent_grad in zip(node.parents, parent_grads):
-            if parent_grad is None:
-                continue
-            if _recorders and not isinstance(parent, Op):
-                parent_grad = as_array(parent_grad)
-                for contributions in _recorders:
-                    contributions.setdefault(parent, []).append((node, parent_grad))
-            previous = pending.get(parent)
-            if previous is None:
-                pending[parent] = parent_grad
-            elif type(previous) is np.ndarray and type(parent_grad) is np.ndarray:
-                pending[parent] = previous + parent_grad
-            else:
-                pending[parent] = add_grads(previous, parent_grad)
-    retaining_graph = outer_retaining
-    # Every consumer of a leaf came before it. Hooks and checks run for all leaves
-    # first, so that an error there leaves every .grad as it was.
-    arrived = [(leaf, _leaf_grad(leaf, as_array(pending[leaf])))
-               for leaf in leaves if leaf in pending]
-    for leaf, grad in arrived:
-        _accumulate(leaf, grad)
-
-
-def _leaf_grad(leaf, grad):
-    """The gradient that reached ``leaf``, after its hooks, checked against its shape."""
-    if leaf._hooks:
-        grad = _run_hooks(leaf._hooks, grad)
-    if grad.shape != leaf.shape:
-        raise ShapeError(
-            f"a gradient of shape {grad.shape} reached a leaf of shape {leaf.shape}: the "
-            f"backward of an op that uses this leaf returned the wrong shape")
-    return grad
-
-
-def _accumulate(tensor, grad):
-    """tensor.grad += grad, as in PyTorch: gradients add up across backward calls."""
-    if tensor.grad is None:
-        tensor.grad = np.array(grad, dtype=tensor.dtype)  # a copy the tensor owns
-    else:
-        tensor.grad = tensor.grad + grad
-
-
-from .tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
+@contextmanager
+def observing(observer):
+    """Tell ``observer`` of every op applied and every backward step inside the block."""
+    observers.append(observer)
+    try:
+        yield observer
+    finally:
+        observers.remove(observer)

@@ -3,7 +3,8 @@ import warnings
 
 import numpy as np
 
-from .engine import no_grad
+from .engine import enable_grad, grad, no_grad
+from .ops import concat
 from .tensor import Tensor
 
 
@@ -37,7 +38,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0):
     out = fn(*copies)
     r = np.random.default_rng(seed).standard_normal(out.shape)
     loss = (out * r).sum()
-    loss.backward()
+    if loss.requires_grad:  # (else fn is constant in its inputs: all gradients are 0)
+        loss.backward()
 
     def numerical_loss(args):
         with no_grad():
@@ -69,3 +71,33 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0):
 
 def _label(x, i):
     return f"{i} ({x.name!r})" if x.name else str(i)
+
+
+def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check second derivatives: ``gradcheck`` of the first gradient, as
+    ``torch.autograd.gradgradcheck``.
+
+    The first gradient is v^T J (``tg.grad`` of ``fn(*inputs)`` with a fixed random v,
+    recorded with ``create_graph=True``), a function of the inputs; its own gradient,
+    from a second backward through that recorded graph, is compared with central
+    differences of it. Returns True or raises ``GradcheckError``.
+    """
+    inputs = list(inputs)
+    wanted = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    with no_grad():
+        shape = fn(*inputs).shape
+    v = np.random.default_rng(seed + 1).standard_normal(shape)
+
+    def first_gradient(*args):
+        # (gradcheck's central differences call this in no_grad on constant tensors)
+        args = [Tensor(a.data, requires_grad=True) if i in wanted and not a.requires_grad
+                else a for i, a in enumerate(args)]
+        with enable_grad():
+            out = fn(*args)
+            grads = grad(out, [args[i] for i in wanted], grad_outputs=v, create_graph=True,
+                         allow_unused=True)
+        parts = [(g if g is not None else Tensor(np.zeros(args[i].shape))).reshape(-1)
+                 for g, i in zip(grads, wanted)]
+        return concat(parts)
+
+    return gradcheck(first_gradient, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)

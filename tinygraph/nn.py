@@ -15,6 +15,7 @@ import numpy as np
 
 from . import functional as F
 from . import init, ops
+from .accel.rowsum import lazy_weight_gradients
 from .engine import ShapeError
 from .tensor import Tensor
 
@@ -80,7 +81,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        with ops.transposes_shared():  # weights' transposes: see tinygraph.ops
+        with lazy_weight_gradients():  # speed only: see tinygraph.accel.rowsum
             return self.forward(*args, **kwargs)
 
     # ---- walking the tree ------------------------------------------------------------

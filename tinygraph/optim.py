@@ -17,7 +17,6 @@ import weakref
 
 import numpy as np
 
-from . import engine
 from .tensor import Tensor
 
 _optimizers = weakref.WeakSet()  # live optimizers, to notice clipping after their step
@@ -49,7 +48,7 @@ class Optimizer:
                 raise ValueError(f"{name}: {key} must not be negative, got {value}")
             setattr(self, key, value)
         self.state = {id(p): {} for p in self.params}
-        self.stepped_after_backward = None  # engine.backward_count at the last step()
+        self.stepped_grads = []  # the gradients the last step() used (not copies)
         _optimizers.add(self)
 
     def zero_grad(self):
@@ -59,7 +58,7 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient; parameters without one are skipped."""
-        self.stepped_after_backward = engine.backward_count
+        self.stepped_grads = [p.grad for p in self.params]
         for p in self.params:
             if p.grad is not None:
                 p.data = self.update(p.data, p.grad, self.state[id(p)]).astype(p.dtype,
@@ -147,13 +146,21 @@ def _warn_if_already_stepped(params, name):
     """Clipping between step() and the next backward changes nothing that step used."""
     ids = {id(p) for p in params}
     for optimizer in list(_optimizers):
-        if (optimizer.stepped_after_backward == engine.backward_count
-                and any(id(p) in ids for p in optimizer.params)):
+        # a backward since the step would have made new gradient arrays
+        if any(id(p) in ids and p.grad is not None and p.grad is used
+               for p, used in zip(optimizer.params, optimizer.stepped_grads)):
             warnings.warn(
                 f"{name} was called after optimizer.step() in the same iteration: the "
                 f"step already used the unclipped gradients. Clip between "
                 f"loss.backward() and optimizer.step().", stacklevel=3)
             return
+
+
+def _set_grad(p, grad):
+    """p.grad = grad, keeping the optimizers' note of whether they stepped with it."""
+    for optimizer in _optimizers:
+        optimizer.stepped_grads = [grad if g is p.grad else g for g in optimizer.stepped_grads]
+    p.grad = grad
 
 
 def clip_grad_norm_(params, max_norm, norm_type=2.0):
@@ -178,7 +185,7 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0):
     clip_coef = max_norm / (total + 1e-6)
     if clip_coef < 1:
         for p in grads:
-            p.grad = p.grad * np.asarray(clip_coef, dtype=p.grad.dtype)
+            _set_grad(p, p.grad * np.asarray(clip_coef, dtype=p.grad.dtype))
     return total
 
 
@@ -188,4 +195,4 @@ def clip_grad_value_(params, clip_value):
     _warn_if_already_stepped(params, "clip_grad_value_")
     for p in params:
         if p.grad is not None:
-            p.grad = np.clip(p.grad, -clip_value, clip_value)
+            _set_grad(p, np.clip(p.grad, -clip_value, clip_value))

@@ -7,8 +7,6 @@ is seeded from the operating system, as NumPy's own default is.
 """
 import numpy as np
 
-from . import engine
-
 _generator = np.random.default_rng()
 
 
@@ -21,10 +19,4 @@ def manual_seed(seed):
 
 def generator():
     """The ``np.random.Generator`` that initialisations and dropout draw from."""
-    if engine.tracing is not None:
-        raise RuntimeError(
-            "a random draw (dropout, say) inside a step that tg.scan traces: the replay "
-            "would repeat the traced steps' draws at every step; draw every step's mask "
-            "before the scan and pass it in through xs, or run the loop under "
-            "tg.unrolled()")
     return _generator

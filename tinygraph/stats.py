@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Op, toposort
+from .engine import Op, observing, reachable, unbroadcast
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def graph_stats(root):
                 leaves.add(parent)
     memory = {}
     for node in nodes:
-        for array in _arrays(getattr(node, "saved", None)):
+        for array in _arrays(node):
             owner = array
             while isinstance(owner.base, np.ndarray):
                 owner = owner.base
@@ -54,10 +54,11 @@ def graph_stats(root):
                       _depth(root.op))
 
 
-def _arrays(saved):
-    """The arrays in a node's ``saved``, and in the ``saved`` of op instances it keeps
-    (a ``scan`` node keeps every step's ops), without recursion."""
-    stack = [saved]
+def _arrays(node):
+    """The arrays a node keeps for its backward (``saved``, and what its forward kept on
+    it: masks, indices), and those of op instances it keeps (a ``scan`` node keeps every
+    step's ops), without recursion."""
+    stack = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, np.ndarray):
@@ -65,16 +66,16 @@ def _arrays(saved):
         elif isinstance(item, (tuple, list)):
             stack.extend(item)
         elif isinstance(item, Op):
-            stack.append(item.saved)
+            stack.append(getattr(item, "saved", None))
+            stack.extend(vars(item).values())
 
 
 def _depth(root):
     """Longest chain of op nodes ending at ``root``, without recursion."""
     depth = {}
-    for node in reversed(toposort(root)):
-        if isinstance(node, Op):
-            depth[node] = 1 + max((depth[p] for p in node.parents if isinstance(p, Op)),
-                                  default=0)
+    for node in reversed(reachable([root])[0]):
+        depth[node] = 1 + max((depth[p] for p in node.parents if isinstance(p, Op)),
+                              default=0)
     return depth[root]
 
 
@@ -83,3 +84,31 @@ def _human(n):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+class _Contributions(dict):
+    """An engine observer that keeps each gradient sent to a leaf, per leaf."""
+
+    def forward(self, op, inputs, options, out):
+        pass
+
+    def backward(self, node, grads):
+        for parent, grad in zip(node.parents, grads):
+            if grad is not None and not isinstance(parent, Op):
+                grad = getattr(grad, "_data", grad)  # a tensor, in a recorded backward
+                if not isinstance(grad, np.ndarray):
+                    grad = grad.evaluate()  # a lazy sum (ops.Scatter)
+                self.setdefault(parent, []).append((node, unbroadcast(grad, parent.shape,
+                                                                      node)))
+
+
+def record_contributions():
+    """Record, during the backward passes run inside the block, every gradient
+    contribution that reaches a leaf, one per use.
+
+    Yields a dict ``{leaf tensor: [(node, grad), ...]}`` in the order backward
+    produced them; ``node`` is the consumer that sent ``grad`` (its ``scope`` tells
+    where in the model it was), and the grads of one leaf sum to what backward added
+    to ``leaf.grad``. This is how a drawing shows dL/dW = sum over t of dL/dW^(t).
+    """
+    return observing(_Contributions())

@@ -1,13 +1,12 @@
 """Tensor: a NumPy array, plus the graph node that made it.
 
-Arithmetic on tensors runs the primitive ops of ``ops.py``; when any input requires
-grad the result remembers its op, and ``backward()`` follows those records back.
+This module needs nothing else of tinygraph. The methods that compute (``x + y``,
+``x.tanh()``, ``x.sum()``) are attached by ``ops.py``, where each op is registered
+once as a function and a method; ``x.backward()`` comes from ``engine.py``.
 """
 import weakref
 
 import numpy as np
-
-from . import engine
 
 
 class Tensor:
@@ -15,14 +14,19 @@ class Tensor:
 
     ``grad`` is None until a backward reaches the tensor; it is kept on leaves (and on
     non-leaves only after ``retain_grad()``) and accumulates across backward calls
-    until reset, as in PyTorch. Only floating-point tensors can require grad; integer
-    tensors serve as indices and class targets.
+    until reset, as in PyTorch. It is an ndarray, or a Tensor after
+    ``backward(create_graph=True)`` (so that it can be differentiated again). Only
+    floating-point tensors can require grad; integer tensors serve as indices and
+    class targets.
     """
 
     __slots__ = ("_data", "grad", "_requires_grad", "_name", "_node", "_hooks",
                  "_version", "__weakref__")
     # Makes NumPy defer to our reflected operators: ndarray + Tensor -> Tensor.
     __array_ufunc__ = None
+    # How many times any tensor's .data was assigned; a node notes it when recorded, so
+    # that backward checks the versions of what it saved only if there was one since.
+    assignments = 0
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
         if isinstance(data, Tensor):
@@ -40,14 +44,15 @@ class Tensor:
         self.requires_grad = requires_grad
 
     @classmethod
-    def _wrap(cls, array):
-        """A constant tensor around ``array`` (no checks: for ops' results)."""
+    def _wrap(cls, array, node=None):
+        """A tensor around ``array`` without checks (for ops' results); ``node``, if
+        given, is the graph node that computed it."""
         t = cls.__new__(cls)
         t._data = array
         t.grad = None
-        t._requires_grad = False
+        t._requires_grad = node is not None
         t._name = None
-        t._node = None
+        t._node = node
         t._hooks = None
         t._version = 0
         return t
@@ -55,19 +60,19 @@ class Tensor:
     # ---- the array -------------------------------------------------------------
     @property
     def data(self):
-        """The underlying ``np.ndarray`` (not a copy)."""
-        return _read(self)
+        """The underlying ``np.ndarray`` (not a copy). While a graph that saved it for
+        backward is alive, it is read-only: see README, "In-place writes"."""
+        return self._data
 
     @data.setter
     def data(self, value):
-        _refuse_while_tracing("assigning .data")
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
         if self._requires_grad and array.dtype.kind != "f":
             raise TypeError(
                 f"cannot assign {array.dtype} data to a tensor that requires grad")
         self._data = array
         self._version += 1
-        engine.data_assigned()
+        Tensor.assignments += 1
         if self._node is not None:
             self._node.out_version = self._version  # backward checks it, see engine
 
@@ -103,7 +108,6 @@ class Tensor:
 
     def item(self):
         """The single element as a Python number."""
-        _read(self)
         if self._data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, not shape {self.shape}")
@@ -111,7 +115,7 @@ class Tensor:
 
     def numpy(self):
         """The underlying array (shared, not copied), as ``tensor.detach().numpy()``."""
-        return _read(self)
+        return self._data
 
     def __float__(self):
         return float(self.item())
@@ -120,7 +124,6 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        _read(self)
         return bool(self._data)
 
     def __iter__(self):
@@ -155,25 +158,17 @@ class Tensor:
         """The graph node that computed this tensor, or None for a leaf."""
         return self._node
 
-    def backward(self, grad=None, retain_graph=False):
-        """Backpropagate from this tensor: see ``tinygraph.engine.backward``."""
-        engine.backward(self, grad, retain_graph)
-
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
-        _refuse_while_tracing("detach()", "compute the value in a tg.no_grad() block "
-                                          "of the step (that replays), or ")
         out = Tensor._wrap(self._data)
         out._name = self._name
         return out
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
-        _refuse_while_tracing("retain_grad()")
         if not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self._node is not None:
-            self._node.retains_grad = True
             self._node.out_ref = weakref.ref(self)
 
     def register_hook(self, hook):
@@ -182,7 +177,6 @@ class Tensor:
         ``grad`` is the total over all of the tensor's consumers. If the hook returns
         an array, that array replaces the gradient. Returns a handle with ``remove()``.
         """
-        _refuse_while_tracing("register_hook()")
         if not self._requires_grad:
             raise RuntimeError("register_hook() on a tensor that does not require grad")
         owner = self if self._node is None else self._node
@@ -205,56 +199,14 @@ class Tensor:
                                  separator=", ", prefix="Tensor(")
         return f"Tensor({values}, {', '.join(fields)})"
 
-    # ---- operators -------------------------------------------------------------
-    def __add__(self, other): return ops.add(self, other)
-    def __radd__(self, other): return ops.add(other, self)
-    def __sub__(self, other): return ops.sub(self, other)
-    def __rsub__(self, other): return ops.sub(other, self)
-    def __mul__(self, other): return ops.mul(self, other)
-    def __rmul__(self, other): return ops.mul(other, self)
-    def __truediv__(self, other): return ops.div(self, other)
-    def __rtruediv__(self, other): return ops.div(other, self)
-    def __pow__(self, other): return ops.pow(self, other)
-    def __rpow__(self, other): return ops.pow(other, self)
-    def __matmul__(self, other): return ops.matmul(self, other)
-    def __rmatmul__(self, other): return ops.matmul(other, self)
-    def __neg__(self): return ops.neg(self)
-    def __getitem__(self, index): return ops.getitem(self, index)
-
     # Comparisons are not differentiable: they return plain boolean arrays.
-    def __lt__(self, other): return _read(self) < _array(other)
-    def __le__(self, other): return _read(self) <= _array(other)
-    def __gt__(self, other): return _read(self) > _array(other)
-    def __ge__(self, other): return _read(self) >= _array(other)
-    def __eq__(self, other): return _read(self) == _array(other)
-    def __ne__(self, other): return _read(self) != _array(other)
+    def __lt__(self, other): return self._data < _array(other)
+    def __le__(self, other): return self._data <= _array(other)
+    def __gt__(self, other): return self._data > _array(other)
+    def __ge__(self, other): return self._data >= _array(other)
+    def __eq__(self, other): return self._data == _array(other)
+    def __ne__(self, other): return self._data != _array(other)
     __hash__ = object.__hash__  # identity, so tensors can key dicts and sets
-
-    # ---- methods that mirror the ops -------------------------------------------
-    def exp(self): return ops.exp(self)
-    def log(self): return ops.log(self)
-    def tanh(self): return ops.tanh(self)
-    def sigmoid(self): return ops.sigmoid(self)
-    def relu(self): return ops.relu(self)
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
-    def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
-    def matmul(self, other): return ops.matmul(self, other)
-
-    def reshape(self, *shape):
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def transpose(self, *axes):
-        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-
-    def permute(self, *axes):
-        return ops.permute(self, axes[0] if len(axes) == 1 else axes)
-
-    @property
-    def T(self):
-        """The tensor with its axes reversed (the matrix transpose for 2-D)."""
-        return ops.transpose(self)
 
 
 class _HookHandle:
@@ -267,30 +219,9 @@ class _HookHandle:
 
 
 def _array(x):
-    return _read(x) if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
     """Make a leaf tensor. Float data stays at its precision (float64 for Python floats)."""
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
-
-
-def _read(tensor):
-    """``tensor``'s array, noted if ``tg.scan`` is tracing a step: values read in Python
-    there are fixed at the traced steps, which the trace then refuses for per-step
-    values."""
-    if engine.tracing is not None:
-        engine.traced_reads.append(tensor)
-    return tensor._data
-
-
-def _refuse_while_tracing(what, instead=""):
-    """Raise inside a step that ``tg.scan`` traces: ``what`` is not an op, so the replay
-    of the other steps could not repeat it."""
-    if engine.tracing is not None:
-        raise RuntimeError(f"{what} inside a step that tg.scan traces: it is not an op, so "
-                           f"the replay of the other steps cannot repeat it; {instead}run "
-                           f"the loop under tg.unrolled() instead")
-
-
-from . import ops  # noqa: E402  (ops needs Tensor, the operators above need ops)

@@ -35,37 +35,32 @@ some gradients in another order than the engine's walk of the literal graph (a s
 used twice in a step), so the two can differ in the last bits.
 """
 import contextlib
-from contextlib import contextmanager
 from operator import itemgetter
 
 import numpy as np
 
-from . import anomaly, engine
-from .deferred import Deferred, Scatter, add_grads, as_array
-from .engine import Op, ShapeError
-from .ops import stack
-from .tensor import Tensor
-
-_unrolled = False
+from .. import engine
+from ..anomaly import is_anomaly_enabled
+from ..engine import Mode, Op, ShapeError, accumulate, using
+from ..ops import Scatter, stack
+from ..tensor import Tensor
 
 
-@contextmanager
+class Settings:
+    unrolled = False  # True inside unrolled(): scan runs the plain loop
+
+
 def unrolled():
     """Inside the block, ``scan`` runs its step as a plain Python loop, recording
     every op of every step as a graph node (for drawings, ``retain_grad`` and hooks on
     per-step values, and anomaly mode's per-op checks)."""
-    global _unrolled
-    previous, _unrolled = _unrolled, True
-    try:
-        yield
-    finally:
-        _unrolled = previous
+    return using(Settings, unrolled=True)
 
 
 def replays():
     """True where ``scan`` traces and replays its step; False where it runs the plain
     loop (inside ``unrolled()``, ``no_grad()`` or anomaly mode)."""
-    return engine.is_grad_enabled() and not _unrolled and not anomaly.enabled
+    return Mode.grad_enabled and not Settings.unrolled and not is_anomaly_enabled()
 
 
 def scan(step, init, xs, reverse=False):
@@ -104,6 +99,12 @@ def scan(step, init, xs, reverse=False):
         with contextlib.nullcontext() if program.carry_needs_grad else engine.no_grad():
             rows = Scan.apply(*init_parts, *xs_parts, *program.externals, program=program,
                               reverse=reverse)
+        if rows._node is not None:  # the steps keep the externals' arrays: guard them
+            node, fixed = rows._node, len(init_parts) + len(xs_parts)
+            node.versions = (None,) * fixed + tuple(e._version for e in program.externals)
+            for e in program.externals:
+                if e._node is None:
+                    node.holds += engine.hold(e._data)
         parts, start = [], 0
         for p in init_parts:
             part = rows[:, start:start + p.size] if len(init_parts) > 1 else rows
@@ -136,6 +137,85 @@ def _check_carry(new_parts, init_parts):
 
 
 # ---- tracing -----------------------------------------------------------------------
+class _Tracer:
+    """The engine observer that records every op the step applies while it is traced,
+    and makes the op's output a ``_Traced`` tensor (a per-step value)."""
+
+    def __init__(self):
+        self.record, self.reads = [], []
+
+    def forward(self, op, inputs, options, out):
+        if _tracers[-1] is self:  # (not the ops of a scan nested in the step)
+            self.record.append((type(op), inputs, options, out, Mode.grad_enabled))
+            out.__class__ = _Traced
+
+    def backward(self, node, grads):
+        pass
+
+
+def _refuse(what, instead=""):
+    raise RuntimeError(f"{what} inside a step that tg.scan traces: it is not an op, so "
+                       f"the replay of the other steps cannot repeat it; {instead}run "
+                       f"the loop under tg.unrolled() instead")
+
+
+_tracers = []  # the tracers of the steps being traced, innermost last
+
+
+class _Traced(Tensor):
+    """A per-step value while the step is traced: its values are those of one traced
+    step only, so reading them in Python is noted (and refused after the trace), and
+    what is not an op is refused at once."""
+
+    __slots__ = ()
+
+    @property
+    def data(self):
+        _tracers[-1].reads.append(self)
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        _refuse("assigning .data")
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
+    def __lt__(self, other): return self.data < _value_of(other)
+    def __le__(self, other): return self.data <= _value_of(other)
+    def __gt__(self, other): return self.data > _value_of(other)
+    def __ge__(self, other): return self.data >= _value_of(other)
+    def __eq__(self, other): return self.data == _value_of(other)
+    def __ne__(self, other): return self.data != _value_of(other)
+    __hash__ = Tensor.__hash__
+
+    def detach(self):
+        _refuse("detach()", "compute the value in a tg.no_grad() block of the step "
+                            "(that replays), or ")
+
+    def retain_grad(self):
+        _refuse("retain_grad()")
+
+    def register_hook(self, hook):
+        _refuse("register_hook()")
+
+
+def _value_of(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
 class Program:
     """A traced step, ready to replay on arrays.
 
@@ -145,18 +225,16 @@ class Program:
     slots, params, needs_grad) per op; ``outputs`` the slots of the new carry's parts.
     """
 
-    def __init__(self, n_carry, n_xs, externals, ops, outputs, carry_shapes):
+    def __init__(self, n_carry, n_xs, externals, ops, outputs, carry_shapes, shapes):
         self.n_carry, self.n_xs, self.externals = n_carry, n_xs, externals
         self.ops, self.outputs, self.carry_shapes = ops, outputs, carry_shapes
         self.n_inputs = n_carry + n_xs + len(externals)
+        self.shapes = shapes  # of every slot's value (the same at every step)
         # For the replay: how each op gets its arguments from the slots (itemgetter
-        # returns a tuple for several slots, the value itself for one), and the
-        # slots its backward sends gradients to (None: it needs none).
-        self.replay = self.first_replay = [
-            (cls, itemgetter(*slots), len(slots) > 1, params, needs_grad, True in needs_grad)
-            for cls, slots, params, needs_grad in ops]
-        self.backward_slots = [slots if keep else None
-                               for (_, slots, _, _), (*_, keep) in zip(ops, self.replay)]
+        # returns a tuple for several slots, the value itself for one), and whether
+        # its backward will run (not if it needs no gradient).
+        self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs_grad,
+                        True in needs_grad) for cls, slots, params, needs_grad in ops]
 
     def wiring(self):
         """Which op ran on which slots, and which slots the new carry is in."""
@@ -165,31 +243,39 @@ class Program:
 
 def _trace(call, init_parts, xs_parts, reverse):
     """Run the step on the first two steps it will take (the first alone when T = 1),
-    recording every op it applies, and make a Program of the second run.
-
-    The replay repeats the second run's ops with their parameters at every later
-    step, and the first run's at the first step: inside a Module call ``linear``
-    treats a weight's first use differently from later ones (from the second use on
-    it shares a transposed copy, a ``hint``: see ``ops.transposes_shared``), just as
-    in the plain loop. Comparing the two runs catches most steps that cannot be
-    replayed (see ``_check_replayable``).
+    recording every op it applies, and make a Program of the second run, which the
+    replay repeats at every step. Comparing the two runs catches most steps that
+    cannot be replayed (see ``_check_replayable``).
     """
     steps, k = len(xs_parts[0]), len(init_parts)
     times = [steps - 1, steps - 2] if reverse else [0, 1]
     carry, programs = [Tensor._wrap(p._data) for p in init_parts], []
     for t in times[:min(steps, 2)]:
+        tracer = _Tracer()
         args = carry + [Tensor._wrap(x._data[t, ...]) for x in xs_parts]  # x[t]: (0-d too)
-        outer = engine.tracing, engine.traced_reads
-        engine.tracing, engine.traced_reads = [], []
+        for a in args:
+            a.__class__ = _Traced
+        assignments = Tensor.assignments
+        _tracers.append(tracer)
         try:
-            with engine.enable_grad():  # as in the loop; the step may turn it off
+            with engine.observing(tracer), engine.enable_grad():  # the step may turn it off
                 outputs = call(args[:k], args[k:])
-            record, reads = engine.tracing, engine.traced_reads
         finally:
-            engine.tracing, engine.traced_reads = outer
+            _tracers.pop()
+            for a in args + [r[3] for r in tracer.record]:  # plain tensors again
+                a.__class__ = Tensor
+        record, reads = tracer.record, tracer.reads
+        if Tensor.assignments != assignments:
+            _refuse("assigning .data")
         for _, _, _, out, _ in record:  # a backward from a tensor that escaped the step
             if out._node is not None:   # (collected on the side) raises, and says why
-                out._node.saved, out._node.freed, out._node.traced = None, True, True
+                out._node.saved = None
+                out._node.freed = (
+                    f"backward through '{out._node.name}', an op of a step that tg.scan "
+                    f"traced: a tensor from inside the step was kept outside it "
+                    f"(collected in a list, say), but only the carry leaves a scan; "
+                    f"return what you need as part of the carry (scan stacks every "
+                    f"step's), or run the loop under tg.unrolled()")
         per_step = {id(a) for a in args} | {id(r[3]) for r in record}
         read = [r for r in reads if id(r) in per_step]
         if read:
@@ -205,9 +291,6 @@ def _trace(call, init_parts, xs_parts, reverse):
     program = programs[-1]
     if len(programs) == 2:
         _check_replayable(*programs, _per_step_arrays(args, record, program), times)
-        program.first_replay = [(cls, fetch, spread, first[2], needs_grad, keep) for
-                                (cls, fetch, spread, _, needs_grad, keep), first
-                                in zip(program.replay, programs[0].ops)]
     return program
 
 
@@ -236,14 +319,19 @@ def _program(record, args, outputs, init_parts, xs_parts):
             externals.append(t)
         return slot[id(t)]
 
+    shapes = {}
     for cls, inputs, params, out, grad_enabled in record:
         ops.append((cls, [slot_of(t) for t in inputs], params))
+        for t in inputs:
+            shapes[slot_of(t)] = t.shape
         grad_modes.append(grad_enabled)
         slot[id(out)] = ("op", len(ops) - 1)
+        shapes[slot[id(out)]] = out.shape
     output_slots = [slot_of(t) for t in outputs]
     first = {"arg": 0, "external": len(args), "op": len(args) + len(externals)}
     ops = [(cls, [first[s[0]] + s[1] for s in slots], params) for cls, slots, params in ops]
     output_slots = [first[s[0]] + s[1] for s in output_slots]
+    shapes = {first[s[0]] + s[1]: shape for s, shape in shapes.items()}
 
     # Which slots need a gradient: the inputs that require one and what is computed
     # from them (not inside a ``no_grad`` block of the step). The carry needs one where
@@ -264,15 +352,16 @@ def _program(record, args, outputs, init_parts, xs_parts):
         carry_needs = new
     program = Program(len(init_parts), len(xs_parts), externals,
                       [(cls, slots, params, flag) for (cls, slots, params), flag
-                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts])
+                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts],
+                      shapes)
     program.carry_needs_grad = True in carry_needs  # (else the scan records no node)
     return program
 
 
 def _check_replayable(first, second, arrays, times):
     """Raise unless the traced runs at steps ``times`` replay as the plain loop would
-    run them: the same ops on the same slots, with the same parameters (but for
-    hints), the same tensors from outside, or equal ones where the step made them
+    run them: the same ops on the same slots, with the same parameters, the same
+    tensors from outside, or equal ones where the step made them
     (constants), and no parameter or constant in the memory of a per-step value
     (``arrays``)."""
     where = f"at steps {times[0]} and {times[1]}"
@@ -296,13 +385,12 @@ def _check_replayable(first, second, arrays, times):
             raise ValueError(
                 f"scan: the step made a tensor of shape {b.shape} {where} that is not the "
                 f"output of an op and differs between them, or views a per-step value "
-                f"(from .data, .item(), tg.tensor(...), a random draw); per-step values "
+                f"(from .data, .item(), tg.tensor(...), a random draw such as dropout's "
+                f"mask); per-step values "
                 f"must come in through xs and change only by tinygraph ops. Run the loop "
                 f"under tg.unrolled() to run the step as Python at every step")
     for (cls, _, params_a, _), (_, _, params_b, _) in zip(first.ops, second.ops):
         for name in params_b:
-            if name in cls.hints:
-                continue
             if not _same(params_a[name], params_b[name]) or any(
                     per_step(a) for a in _arrays_in(params_b[name])):
                 raise ValueError(
@@ -333,9 +421,7 @@ def _same(a, b):
     programs of scans nested in the step by their ops)."""
     if isinstance(a, Program) and isinstance(b, Program):
         return a.wiring() == b.wiring() and all(
-            _same({k: v for k, v in pa.items() if k not in cls.hints},
-                  {k: v for k, v in pb.items() if k not in cls.hints})
-            for (cls, _, pa, _), (_, _, pb, _) in zip(a.ops, b.ops))
+            _same(pa, pb) for (_, _, pa, _), (_, _, pb, _) in zip(a.ops, b.ops))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
@@ -347,29 +433,20 @@ def _same(a, b):
 
 
 # ---- the node ----------------------------------------------------------------------
-def _add(a, b):
-    """a + b for gradients (arrays or Deferred), where either may be None (nothing yet)."""
-    if a is None:
-        return b
-    if type(a) is np.ndarray and type(b) is np.ndarray:
-        return a + b
-    return add_grads(a, b)
-
-
 class Scan(Op):
     """The whole loop of ``scan`` as one node: inputs (carry parts, xs parts, externals),
     output rows (T, size of the carry), row t the carry after step t, its parts
     flattened and joined.
 
-    Forward replays the Program's ops on arrays, step by step; each step's op
-    instances keep what their backward needs (``saved``, as graph nodes would).
-    Backward runs them in reverse: step t receives dL/d(row t) plus the gradient the
-    next step sent back to its carry, and hands its own carry's gradient to the step
-    before. The externals' gradients add up over the steps (as ``Deferred`` where the
-    ops return them, so a weight's T products become one).
+    Forward replays the Program's ops on arrays, step by step; each step keeps, per op,
+    the op instance and the arrays its backward reads (as graph nodes would). Backward
+    runs them in reverse: step t receives dL/d(row t) plus the gradient the next step
+    sent back to its carry, and hands its own carry's gradient to the step before. The
+    externals' gradients add up over the steps with the engine's ``accumulate`` (so
+    a weight's row sums join), and each step's arrays go once its backward has run.
+    The node keeps no input of its own; ``scan`` has the engine check and guard the
+    externals, which the steps keep.
     """
-
-    saves_inputs = True
 
     def forward(self, *arrays, program, reverse):
         k, m = program.n_carry, program.n_xs
@@ -385,14 +462,19 @@ class Scan(Op):
                 env.append(x[t, ...])
             env += fixed
             tape = []
-            ops = program.first_replay if t == order[0] else program.replay
-            for cls, fetch, spread, params, needs_grad, keep in ops:
+            for cls, fetch, spread, params, needs_grad, keep in program.replay:
                 op = cls()
                 op.needs_grad = needs_grad
-                out = op.forward(*fetch(env), **params) if spread else \
-                    op.forward(fetch(env), **params)
-                env.append(out if type(out) is np.ndarray else np.asarray(out))
-                tape.append(op if keep else None)  # (as the loop records no node)
+                inputs = fetch(env) if spread else (fetch(env),)
+                out = op.forward(*inputs, **params)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                env.append(out)
+                if keep:  # what the backward of a graph node would read
+                    tape.append((op, (out if cls.saves_output else None,
+                                      *(inputs if cls.saves_inputs else (None,) * len(inputs)))))
+                else:
+                    tape.append(None)  # (the loop records no node for it)
             carry = [env[s] for s in outputs]
             tapes[t] = tape
             if k == 1:
@@ -404,56 +486,66 @@ class Scan(Op):
                 for part in carry:
                     rows[t, start:start + part.size] = part.reshape(-1)
                     start += part.size
-        self.saved = tapes, [x.shape for x in xs], [x.dtype for x in xs], program, reverse
+        self.tapes, self.program, self.reverse = tapes, program, reverse
+        self.xs_meta = [(x.shape, x.dtype) for x in xs]
         return np.stack(per_step).reshape(steps, -1) if k == 1 else rows
 
-    def backward(self, g):
-        tapes, xs_shapes, xs_dtypes, program, reverse = self.saved
+    def backward(self, g, out, *inputs):
+        tapes, program, reverse = self.tapes, self.program, self.reverse
         k, m = program.n_carry, program.n_xs
-        n_inputs, outputs, back = program.n_inputs, program.outputs, program.backward_slots
+        n_inputs, outputs, shapes = program.n_inputs, program.outputs, program.shapes
+        slots_of = [slots for _, slots, _, _ in program.ops]
         needs = self.needs_grad
         steps, start, g_outputs = len(tapes), 0, []
         for shape in program.carry_shapes:  # dL/d(carry after step t), per part
             size = int(np.prod(shape))
             g_outputs.append(g[:, start:start + size].reshape((steps,) + shape))
             start += size
-        g_xs = [None] * m  # a Scatter of the steps' rows once one arrives (as x[t] gives)
+        g_xs = [None] * m  # a Scatter of the steps' rows (as x[t] gives)
         g_externals = [None] * len(program.externals)
         g_carry = [None] * k
         for t in range(steps) if reverse else range(steps - 1, -1, -1):
-            grads = [None] * (n_inputs + len(back))
+            grads = [None] * (n_inputs + len(slots_of))
             for i in range(k):
                 grad = g_outputs[i][t] if g_carry[i] is None else g_outputs[i][t] + g_carry[i]
                 s = outputs[i]
-                grads[s] = grad if grads[s] is None else _add(grads[s], grad)
+                grads[s] = grad if grads[s] is None else accumulate(grads[s], grad)
             tape = tapes[t]
-            if not engine.retaining_graph:
+            if not Mode.retain_graph:
                 tapes[t] = None  # the step's saved arrays go once its backward has run
             for j in range(len(tape) - 1, -1, -1):
-                grad, slots = grads[n_inputs + j], back[j]
-                if grad is None or slots is None:
+                grad, entry = grads[n_inputs + j], tape[j]
+                if grad is None or entry is None:
                     continue
-                if isinstance(grad, Deferred):
+                if type(grad) is not np.ndarray:
                     grad = grad.evaluate()
-                for s, input_grad in zip(slots, tape[j].backward(grad)):
+                op, saved = entry
+                input_grads = op.backward(grad, *saved)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                for s, input_grad in zip(slots_of[j], input_grads):
                     if input_grad is not None:
+                        if op.broadcasts:
+                            input_grad = engine.unbroadcast(input_grad, shapes[s], op)
                         previous = grads[s]
-                        grads[s] = input_grad if previous is None else _add(previous, input_grad)
+                        grads[s] = input_grad if previous is None else accumulate(
+                            previous, input_grad)
             g_carry = grads[:k]
             for i in range(k):
-                if isinstance(g_carry[i], Deferred):
+                if g_carry[i] is not None and type(g_carry[i]) is not np.ndarray:
                     g_carry[i] = g_carry[i].evaluate()
             for i in range(m):
-                if grads[k + i] is not None and needs[k + i]:
-                    if g_xs[i] is None:
-                        g_xs[i] = Scatter(xs_shapes[i], xs_dtypes[i], t,
-                                          as_array(grads[k + i]), False)
-                    else:
-                        g_xs[i].add(t, as_array(grads[k + i]))
+                grad = grads[k + i]
+                if grad is not None and needs[k + i]:
+                    grad = grad if type(grad) is np.ndarray else grad.evaluate()
+                    piece = Scatter(self.xs_meta[i][0], self.xs_meta[i][1], t, grad)
+                    g_xs[i] = piece if g_xs[i] is None else accumulate(g_xs[i], piece)
             for e in range(len(g_externals)):
                 grad = grads[k + m + e]
                 if grad is not None and needs[k + m + e]:
-                    g_externals[e] = grad if g_externals[e] is None else \
-                        _add(g_externals[e], grad)
+                    g_externals[e] = grad if g_externals[e] is None else accumulate(
+                        g_externals[e], grad)
+        if not Mode.retain_graph:
+            self.tapes = self.program = None  # the Program holds the externals
         g_init = [grad if needed else None for grad, needed in zip(g_carry, needs)]
         return (*g_init, *g_xs, *g_externals)

@@ -1,0 +1,124 @@
+"""Weight gradients kept as row sums, so that T uses of a weight cost one product.
+
+A weight used at T time steps gets T gradients G_t^T X_t. Computing each (a product
+of a few rows) and adding them costs T small matrix products and T - 1 additions;
+joining the rows of every G_t and X_t and multiplying once is what a careful
+hand-written BPTT does, and at a batch of one it makes a training step 1.4-1.6x
+faster (benchmarks/README.md). ``RowSum`` is that gradient, not yet multiplied out.
+
+While ``lazy_weight_gradients()`` is on (``nn.Module.__call__`` turns it on), the
+engine's observer hook hands every new ``linear`` node, and every ``matmul`` node
+whose right operand is a matrix, a backward that returns a ``RowSum`` for the weight.
+The values are those of the core's VJPs (tests compare them); a recorded backward
+(``create_graph``) uses the core's VJPs as they are.
+"""
+import numpy as np
+
+from .. import engine, ops
+from ..tensor import Tensor
+
+
+class RowSum:
+    """The gradient G^T X = sum over rows r of outer(G[r], X[r]) (or G^T 1, the column
+    sums of G, when X is None), kept as its row blocks until it is needed.
+
+    The engine adds gradients with ``+``: two RowSums of one shape join their rows (in
+    place: the engine owns them), and every ``MAX_ROWS`` rows the product is done and
+    kept, which bounds the memory held. ``evaluate()`` makes the array.
+    """
+
+    __array_ufunc__ = None  # so that ndarray + RowSum comes to __radd__
+    MAX_ROWS = 1024
+
+    def __init__(self, G, X=None):
+        self.G, self.X = [G], None if X is None else [X]
+        self.shape = G.shape[1:] if X is None else (G.shape[1], X.shape[1])
+        self.dtype = G.dtype if X is None else np.result_type(G.dtype, X.dtype)
+        self.rows, self.done = len(G), None
+
+    def evaluate(self):
+        if not self.G:
+            return self.done
+        G = self.G[0] if len(self.G) == 1 else np.concatenate(self.G)
+        if self.X is None:
+            result = G.sum(axis=0)
+        else:
+            result = G.T @ (self.X[0] if len(self.X) == 1 else np.concatenate(self.X))
+        return result if self.done is None else self.done + result
+
+    def __add__(self, other):
+        if not (isinstance(other, RowSum) and other.shape == self.shape
+                and (other.X is None) == (self.X is None)):
+            return self.evaluate() + other
+        if other.done is not None:
+            self.done = other.done if self.done is None else self.done + other.done
+        self.G += other.G
+        if self.X is not None:
+            self.X += other.X
+        self.rows += other.rows
+        if self.rows >= self.MAX_ROWS:
+            self.done, self.G, self.rows = self.evaluate(), [], 0
+            self.X = None if self.X is None else []
+        return self
+
+    def __radd__(self, other):
+        return other + self.evaluate()
+
+
+class Linear(ops.Linear):
+    """``ops.Linear`` whose first-order backward returns the weight's (and a bias's of
+    shape (out,)) gradient as a ``RowSum``."""
+
+    def backward(self, g, out, x, W, b=None):
+        if isinstance(g, Tensor):  # a recorded backward: the core's VJP
+            return super().backward(g, out, x, W, *([] if b is None else [b]))
+        g_rows = ops._rows(g)
+        gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
+        gW = RowSum(g_rows, ops._rows(x)) if self.needs_grad[1] else None
+        if b is None:
+            return gx, gW
+        return gx, gW, RowSum(g_rows) if b.shape == W.shape[:1] else g
+
+
+class MatMul(ops.MatMul):
+    """``ops.MatMul`` whose first-order backward returns the gradient of a matrix on
+    the right (a weight: x @ W) as a ``RowSum`` over every row of every batch."""
+
+    def backward(self, g, out, a, b):
+        if isinstance(g, Tensor) or b.ndim != 2 or a.ndim == 1:
+            return super().backward(g, out, a, b)
+        ga = g @ b.T if self.needs_grad[0] else None
+        gb = RowSum(ops._rows(a), ops._rows(g)) if self.needs_grad[1] else None
+        return ga, gb
+
+
+_LAZY = {ops.Linear: Linear, ops.MatMul: MatMul}
+
+
+class _LazyWeightGradients:
+    """The engine observer that gives new linear and matmul nodes the classes above
+    (the same data, another backward)."""
+
+    def forward(self, op, inputs, options, out):
+        lazy = _LAZY.get(type(op))
+        if lazy is not None:
+            op.__class__ = lazy
+
+    def backward(self, node, grads):
+        pass
+
+
+class lazy_weight_gradients:
+    """Inside the block, weight gradients are ``RowSum``s (see the module docstring).
+    Nested blocks share the outermost one's observer."""
+
+    _observer = _LazyWeightGradients()
+
+    def __enter__(self):
+        self.added = self._observer not in engine.observers
+        if self.added:
+            engine.observers.append(self._observer)
+
+    def __exit__(self, *exception):
+        if self.added:
+            engine.observers.remove(self._observer)

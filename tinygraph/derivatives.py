@@ -1,0 +1,72 @@
+"""Derivatives beyond one backward pass, built from ``tg.grad``.
+
+    value, vjp = tg.vjp(f, inputs, v)          # v^T J: one reverse pass
+    value, jvp = tg.jvp(f, inputs, tangents)   # J t: forward mode, from two reverse passes
+    value, hvp = tg.hvp(f, inputs, v)          # H v of a scalar f, without forming H
+
+Forward mode comes from reverse mode by the double-VJP trick: for a dummy cotangent
+u, g(u) = J^T u is linear in u, so the VJP of g with respect to u, taken at t, is
+(J^T)^T t = J t. It needs the first backward recorded (``create_graph=True``), which
+is why every op's VJP is written in differentiable operations.
+"""
+import numpy as np
+
+from .engine import grad
+from .tensor import Tensor
+
+
+def _as_list(values):
+    return [values] if isinstance(values, Tensor) else list(values)
+
+
+def _prepared(inputs):
+    """Leaves of the inputs' values that require grad, cut from any graph they are in."""
+    return [Tensor(x.data if isinstance(x, Tensor) else np.asarray(x, dtype=float),
+                   requires_grad=True) for x in _as_list(inputs)]
+
+
+def _tensors(values, like):
+    values = _as_list(values) if isinstance(values, (Tensor, list, tuple)) else [values]
+    return [v if isinstance(v, Tensor) else Tensor(np.asarray(v, dtype=x.dtype))
+            for v, x in zip(values, like)]
+
+
+def vjp(f, inputs, v=None):
+    """(f(*inputs), v^T J): the vector-Jacobian product, with ``v`` shaped like f's output
+    (None: ones, for a one-element output). One tensor per input."""
+    xs = _prepared(inputs)
+    out = f(*xs)
+    return out, grad(out, xs, grad_outputs=v, allow_unused=True)
+
+
+def jvp(f, inputs, tangents):
+    """(f(*inputs), J t): how f's output moves along the direction ``tangents`` (one per
+    input, shaped like it), from two reverse passes; a tensor shaped like the output."""
+    xs = _prepared(inputs)
+    out = f(*xs)
+    u = Tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
+    g = grad(out, xs, grad_outputs=u, create_graph=True, allow_unused=True)
+    used = [(gi, t) for gi, t in zip(g, _tensors(tangents, xs))
+            if gi is not None and gi.requires_grad]
+    if not used:  # f does not depend on its inputs (or only linearly on none of them)
+        return out.detach(), Tensor(np.zeros(out.shape, dtype=out.dtype))
+    (jt,) = grad([gi for gi, _ in used], [u], grad_outputs=[t for _, t in used],
+                 allow_unused=True)
+    return out.detach(), jt if jt is not None else Tensor(np.zeros(out.shape, out.dtype))
+
+
+def hvp(f, inputs, v):
+    """(f(*inputs), H v) for a scalar function f: the Hessian (of f with respect to all
+    inputs together) times ``v`` (one per input), from two reverse passes; a tuple
+    with one tensor per input."""
+    xs = _prepared(inputs)
+    out = f(*xs)
+    g = grad(out, xs, create_graph=True, allow_unused=True)
+    used = [(gi, x, t) for gi, x, t in zip(g, xs, _tensors(v, xs))
+            if gi is not None and gi.requires_grad]
+    zeros = tuple(Tensor(np.zeros(x.shape, x.dtype)) for x in xs)
+    if not used:
+        return out.detach(), zeros
+    hv = grad([gi for gi, _, _ in used], xs, grad_outputs=[t for _, _, t in used],
+              allow_unused=True)
+    return out.detach(), tuple(z if h is None else h for h, z in zip(hv, zeros))
