@@ -7,7 +7,7 @@
 
 The core is three files: tensor.py, engine.py, ops.py (see the README's engine section).
 """
-from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad, grad,
+from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad,
                      is_grad_enabled, no_grad, scope, set_grad_enabled)
 from .tensor import Tensor, tensor
 from .ops import (add, broadcast_to, concat, div, exp, getitem, linear, log, log_softmax,
@@ -17,7 +17,7 @@ from .anomaly import AnomalyError, detect_anomaly
 from .accel import scan, unrolled
 from . import accel
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .derivatives import hvp, jvp, vjp
+from .derivatives import grad, hvp, jvp, vjp
 from .stats import GraphStats, graph_stats, record_contributions
 from .random import manual_seed
 from . import functional, init, nn, optim

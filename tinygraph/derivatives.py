@@ -1,5 +1,6 @@
-"""Derivatives beyond one backward pass, built from ``tg.grad``.
+"""Derivatives beyond ``loss.backward()``, built on the engine's backward walk.
 
+    grads = tg.grad(outputs, inputs)           # as torch.autograd.grad
     value, vjp = tg.vjp(f, inputs, v)          # v^T J: one reverse pass
     value, jvp = tg.jvp(f, inputs, tangents)   # J t: forward mode, from two reverse passes
     value, hvp = tg.hvp(f, inputs, v)          # H v of a scalar f, without forming H
@@ -11,8 +12,37 @@ is why every op's VJP is written in differentiable operations.
 """
 import numpy as np
 
-from .engine import grad
+from .engine import backprop
 from .tensor import Tensor
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as ``torch.autograd.grad``.
+
+    ``outputs`` and ``inputs`` are tensors or sequences of them (inputs may be computed
+    tensors too); ``grad_outputs`` gives d(loss)/d(output) for each output (None: ones,
+    for one-element outputs). Returns a tuple of tensors, one per input; no ``.grad``
+    changes. With ``create_graph`` the gradients are recorded as a graph, so they can
+    be differentiated again; the graph is then kept unless ``retain_graph=False``.
+    """
+    outputs, inputs = _as_list(outputs), _as_list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: an input (shape {t.shape}) does not require grad")
+    vertices = [t.op or t for t in inputs]
+    found = backprop(outputs, list(grad_outputs), retain_graph, create_graph, "grad()",
+                     vertices)
+    results = []
+    for t, vertex in zip(inputs, vertices):
+        g = found.get(vertex)
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: an input (shape {t.shape}) was not used to compute "
+                               f"the outputs; pass allow_unused=True to get None for it")
+        results.append(g if g is None or isinstance(g, Tensor) else Tensor._wrap(g))
+    return tuple(results)
 
 
 def _as_list(values):

@@ -2,26 +2,21 @@
 
 Read it in this order:
 
-1. ``Op.apply`` runs an op's forward on NumPy arrays and, when a gradient will be
-   needed, records the op instance as a graph node. The node keeps its *parents* (for
-   each input, the input's own node if it was computed, or the input tensor itself)
-   and the arrays its backward will read.
-2. ``backward`` lists the nodes reachable from the root (iteratively, so a
-   100,000-op chain is fine), then visits them root first. Each node receives the sum
-   of the gradients its consumers sent it (``accumulate``: the fan-in that makes BPTT
-   work), applies its vector-Jacobian product, and passes one gradient to each parent.
-   Leaves add what they receive to ``.grad``.
-3. ``grad`` is the same walk, returning the gradients instead of storing them. With
-   ``create_graph=True`` the VJPs run on tensors instead of arrays (every op's VJP is
-   written in operations that work on both), so the backward pass is itself recorded
-   and can be differentiated again.
+1. ``Op.apply`` runs an op's forward on arrays and, when a gradient will be needed,
+   records the op instance as a graph node: it keeps its *parents* (each input's own
+   node, or the input tensor itself for a leaf) and the arrays its backward reads.
+2. ``backward``: ``reachable`` lists the nodes behind the root (iteratively: a
+   100,000-op chain is fine), and ``backprop`` visits them root first. Each node gets
+   the sum of what its consumers sent (``accumulate``, the fan-in that makes BPTT work),
+   applies its vector-Jacobian product and sends one gradient to each parent. Leaves
+   add what they get to ``.grad``. Saved arrays go as the walk passes, unless
+   ``retain_graph=True``.
+3. With ``create_graph=True`` the same walk hands the VJPs tensors instead of arrays,
+   so the backward pass is itself recorded: gradients of gradients (``tg.grad``).
 
-Nodes do not hold the tensors they produced, only what their backward needs, so
-intermediate arrays are released as soon as nothing needs them; after a backward the
-saved arrays are dropped unless ``retain_graph=True``.
-
-The one hook for code outside the core is ``observers``: anomaly mode and ``scan``'s
-tracer are observers, told of every op applied and every node backward visits.
+The one hook for code outside the core is ``observers``: objects told of every op
+applied and of what each node's backward sends (anomaly mode, ``record_contributions``
+and the accelerator, ``tinygraph.accel``, are observers).
 """
 import weakref
 from contextlib import ContextDecorator, contextmanager
@@ -33,17 +28,15 @@ from .tensor import Tensor
 
 # ---- modes: process-wide settings, each changed only inside a with-block --------------
 class Mode:
-    """The settings ops read while they run. Change them with ``using`` (or the
-    helpers built on it: ``no_grad``, ``scope``), never by assignment."""
-    grad_enabled = True  # False inside no_grad(): ops record no graph
-    scope = ()           # the labels of the enclosing tg.scope blocks, outermost first
-    retain_graph = False  # during a backward: does it keep the saved arrays (see Scan)
+    """What ops read while they run; changed only by ``using`` (every mode is one)."""
+    grad_enabled = True   # False inside no_grad(): ops record no graph
+    scope = ()            # the labels of the enclosing tg.scope blocks, outermost first
+    retain_graph = False  # during a backward: are the saved arrays kept? (scan reads it)
 
 
 class using(ContextDecorator):
-    """Inside the block, ``settings.name = value`` for each keyword; the old values
-    come back after it. Every mode of tinygraph is one of these (grad mode, scopes,
-    anomaly mode, scan's unrolled mode); it works as a decorator too, and nests."""
+    """Inside the block, ``settings.name = value`` for each keyword; the old values come
+    back after it. Works as a decorator too, and nests."""
 
     def __init__(self, settings, **values):
         self.settings, self.values, self.outer = settings, values, []
@@ -92,7 +85,17 @@ class scope(using):
         super().__enter__()
 
 
-observers = []  # objects with forward(op, inputs, params, out) and backward(node, grads)
+observers = []  # objects with forward(op, inputs, options, out) and backward(node, grads)
+
+
+@contextmanager
+def observing(observer):
+    """Tell ``observer`` of every op applied and every backward step inside the block."""
+    observers.append(observer)
+    try:
+        yield observer
+    finally:
+        observers.remove(observer)
 
 
 class ShapeError(ValueError):
@@ -104,7 +107,7 @@ class GraphFreedError(RuntimeError):
 
 
 class ModifiedError(RuntimeError):
-    """An array saved for backward was replaced after the forward pass saved it."""
+    """A tensor whose array a node saved for backward was given new ``.data`` since."""
 
 
 # ---- the node ---------------------------------------------------------------------------
@@ -114,19 +117,16 @@ class Op:
     A subclass defines ``forward(*arrays, **options) -> ndarray`` and, beside it,
     ``backward(g, out, *inputs)``, its vector-Jacobian product: one gradient per input
     (a bare gradient for one input), or None where ``self.needs_grad`` says nobody
-    wants it. ``out`` and ``inputs`` are there when the class sets ``saves_output`` /
-    ``saves_inputs`` (else None): arrays, or tensors when the backward is recorded
-    (``create_graph``), so a VJP uses only operations that work on both. Where the
-    class sets ``broadcasts``, the engine sums each gradient back to its input's shape
-    (the VJP of broadcasting). Whatever else forward keeps on ``self`` (shapes, masks)
-    is a constant of the VJP, dropped with the saved arrays.
+    wants it. ``out`` and ``inputs`` are given where the class sets ``saves_output`` /
+    ``saves_inputs`` (else None): arrays, or tensors when the backward is recorded, so
+    a VJP uses only operations that work on both. Where the class sets ``broadcasts``,
+    the engine sums each gradient back to its input's shape. What else forward keeps on
+    ``self`` (shapes, masks) is a constant of the VJP.
     """
 
     __slots__ = ("parents", "needs_grad", "saved", "versions", "assignments", "scope",
                  "out_shape", "out_dtype", "out_name", "holds", "__dict__")
-    saves_inputs = False
-    saves_output = False
-    broadcasts = False  # inputs may broadcast: the engine sums their gradients back
+    saves_inputs = saves_output = broadcasts = False
     # Rarely set, so kept as class defaults rather than written on every node.
     hooks = None     # functions called with the gradient arriving at the output
     out_ref = None   # a weak reference to the output tensor, once retain_grad() asks
@@ -139,15 +139,8 @@ class Op:
         """The op's name as graphs and errors show it: ``matmul``, ``tanh``, ..."""
         return type(self).__name__.lower()
 
-    @property
-    def retains_grad(self):
-        """True once ``retain_grad()`` asked for the output tensor's ``.grad``."""
-        return self.out_ref is not None
-
     def output(self):
-        """The tensor this node computed, if ``retain_grad()`` registered it and it is
-        still alive; else None. (Nodes do not hold their outputs, so that intermediate
-        arrays can be freed as soon as nothing needs them.)"""
+        """The output tensor, if ``retain_grad()`` registered it and it is alive."""
         return None if self.out_ref is None else self.out_ref()
 
     @classmethod
@@ -164,8 +157,7 @@ class Op:
         try:
             data = op.forward(*arrays, **options)
         except (ValueError, IndexError) as err:
-            shapes = " and ".join(str(t.shape) for t in inputs)
-            message = f"{op.name}: {err} (input shapes {shapes})"
+            message = f"{op.name}: {err} (input shapes {' and '.join(str(a.shape) for a in arrays)})"
             raise (IndexError if isinstance(err, IndexError) else ShapeError)(message) from None
         if type(data) is not np.ndarray:  # NumPy returns scalars from full reductions
             data = np.asarray(data)
@@ -176,8 +168,7 @@ class Op:
         if not recorded:
             return out
         data.setflags(write=False)  # a write into a saved array would corrupt backward
-        op.parents, op.needs_grad = tuple(parents), tuple(needs_grad)
-        op.holds = ()  # what keeps the leaves' arrays it saved read-only (see _Hold)
+        op.parents, op.needs_grad, op.holds = tuple(parents), tuple(needs_grad), ()
         if cls.saves_inputs:
             op.saved = (data if cls.saves_output else None, *arrays)
             op.versions = tuple(versions)
@@ -198,21 +189,10 @@ class Op:
 _holds = {}  # id(array) -> a weak reference to its _Hold, which keeps the array alive
 
 
-def hold(array):
-    """(the _Hold that keeps ``array`` read-only,), for a node to keep; () for an array
-    that is read-only already (an op's output, or made so by its owner)."""
-    held = _holds.get(id(array))
-    held = held() if held is not None else None
-    if held is None and array.flags.writeable:
-        held = _Hold(array)
-    return () if held is None else (held,)
-
-
 class _Hold:
-    """Keeps a leaf's array read-only while graph nodes keep it for their backward, so
-    that a NumPy write into it (``W.data[0] = 1``) fails at once instead of making
-    backward's gradients silently wrong. Shared by every node that keeps the array: the
-    last one to let it go (freed by backward, or garbage) makes it writable again."""
+    """Keeps a leaf's array read-only while nodes keep it for their backward, so that a
+    NumPy write into it (``W.data[0] = 1``) fails at once instead of making backward's
+    gradients silently wrong. Shared by those nodes: when the last lets go, it is undone."""
 
     def __init__(self, array):
         self.array = array
@@ -224,26 +204,25 @@ class _Hold:
         self.array.flags.writeable = True
 
 
+def hold(array):
+    """(the _Hold of ``array``,) for a node to keep; () if the array was read-only
+    already (an op's output, or made so by its owner)."""
+    held = _holds.get(id(array))
+    held = held() if held is not None else None
+    if held is None and array.flags.writeable:
+        held = _Hold(array)
+    return () if held is None else (held,)
+
 
 # ---- the backward walk ------------------------------------------------------------------
 def reachable(roots):
-    """(op nodes, leaves that require grad) whose gradient ``roots`` (vertices: nodes or
-    leaf tensors) depend on, every node listed after all of its consumers.
-
-    Iterative depth-first search (no recursion limit) that lists a node once all of its
-    parents are listed, then reverses; parents are explored in input order, so the order
-    is the same on every run. Depth first keeps memory low: backward consumes each
-    gradient soon after producing it.
-    """
-    nodes, leaves, seen = [], [], set()
-    for root in roots:
-        if root in seen:
-            continue
-        seen.add(root)
-        if not isinstance(root, Op):
-            leaves.append(root)
-            continue
-        stack = [(root, iter(root.parents))]
+    """(op nodes, leaves that require grad) that ``roots`` (nodes or leaf tensors) depend
+    on, each node after all of its consumers: an iterative depth-first search, parents
+    in input order (the same order every run). Depth first keeps memory low: backward
+    uses each gradient soon after making it."""
+    nodes, leaves, seen = [], [r for r in roots if not isinstance(r, Op)], set(roots)
+    for root in dict.fromkeys(roots):  # (each once)
+        stack = [(root, iter(root.parents))] if isinstance(root, Op) else []
         while stack:
             node, parents = stack[-1]
             for parent in parents:
@@ -263,8 +242,7 @@ def reachable(roots):
 
 
 def toposort(root):
-    """Every vertex whose gradient ``root`` (a node or a leaf) depends on, in backward's
-    order: the op nodes, each after all of its consumers, then the leaves."""
+    """The vertices ``root`` depends on in backward's order: op nodes, then leaves."""
     nodes, leaves = reachable([root])
     return nodes + leaves
 
@@ -280,12 +258,11 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
     ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
     Unless ``retain_graph`` is true (it defaults to ``create_graph``), each node's saved
     arrays are released once its backward has run. A leaf that ``root`` does not depend
-    on keeps ``.grad`` None, not zeros. With ``create_graph`` the gradients are tensors
+    on keeps ``.grad`` None, not zeros. With ``create_graph`` the ``.grad``s are tensors,
     recorded as a graph of their own.
     """
-    grads = _backprop([root], [grad], retain_graph, create_graph, "backward()")
-    arrived = [(leaf, _leaf_grad(leaf, g)) for leaf, g in grads.items()
-               if not isinstance(leaf, Op)]
+    grads = backprop([root], [grad], retain_graph, create_graph, "backward()")
+    arrived = [(leaf, _leaf_grad(leaf, g)) for leaf, g in grads.items()]
     for leaf, g in arrived:  # hooks and checks first: an error there changes no .grad
         leaf.grad = accumulate(leaf.grad, g if create_graph else np.array(g, leaf.dtype))
 
@@ -293,70 +270,30 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
 Tensor.backward = backward
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
-    """The gradients of ``outputs`` with respect to ``inputs``, as ``torch.autograd.grad``.
-
-    ``outputs`` and ``inputs`` are tensors or sequences of them; ``grad_outputs`` gives
-    d(loss)/d(output) for each output (None: ones, for one-element outputs). Returns a
-    tuple of tensors, one per input; ``.grad`` is not touched. With ``create_graph``
-    they are recorded as a graph, so they can be differentiated again.
-    """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
-        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
-    for t in inputs:
-        if not t._requires_grad:
-            raise RuntimeError(f"grad: an input (shape {t.shape}) does not require grad")
-    grads = _backprop(outputs, list(grad_outputs), retain_graph, create_graph, "grad()",
-                      [t._node or t for t in inputs])
-    results = []
-    for t in inputs:
-        g = grads.get(t._node or t)
-        if g is None and not allow_unused:
-            raise RuntimeError(
-                f"grad: an input (shape {t.shape}) was not used to compute the outputs; "
-                f"pass allow_unused=True to get None for it")
-        results.append(g if g is None or isinstance(g, Tensor) else Tensor._wrap(g))
-    return tuple(results)
-
-
-def _backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
-    """Run the backward walk from ``roots``; return ``{vertex: gradient}`` for the leaves
-    reached and for the ``wanted`` vertices."""
-    if retain_graph is None:
-        retain_graph = create_graph  # a recorded backward refers to these nodes
-    starts, pending = [], {}
+def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
+    """The walk from ``roots`` given d(loss)/d(root) for each (None: ones); returns
+    ``{vertex: gradient}`` for the leaves reached and the ``wanted`` nodes."""
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    pending = {}
     for root, g in zip(roots, root_grads):
         start = root._node or root
-        starts.append(start)
         pending[start] = accumulate(pending.get(start), _root_grad(root, g, create_graph,
                                                                    caller))
-    nodes, leaves = reachable(starts)
-    for node in nodes:  # check the whole graph before any backward runs
-        if node.saved is None:
-            raise GraphFreedError(_freed_message(node))
-        if node.assignments != Tensor.assignments:  # some .data was assigned since
-            _check_versions(node)
-    wanted = set(wanted)
-    found = {}
+    nodes, leaves = reachable(list(pending))
+    _check(nodes)
+    found, wanted = {}, set(wanted)
     with using(Mode, grad_enabled=create_graph, retain_graph=retain_graph):
         for node in nodes:
             g = pending.pop(node, None)
             if g is None:
                 continue
-            if type(g) is not np.ndarray and not isinstance(g, Tensor):
-                g = _value(g)
-            if node.hooks:
-                g = _run_hooks(node.hooks, g)
-            tensor = None if node.out_ref is None else node.out_ref()
-            if tensor is not None:  # retain_grad() asked for it
-                tensor.grad = accumulate(tensor.grad, g if create_graph else np.array(g))
-            if wanted and node in wanted:
+            g = _value(g)
+            if node.hooks or node.out_ref is not None:
+                g = _arrived(node, g, create_graph)
+            if node in wanted:
                 found[node] = g
-            saved = _as_tensors(node) if create_graph else node.saved
-            parent_grads = node.backward(g, *saved)
+            parent_grads = node.backward(g, *(_as_tensors(node) if create_graph
+                                              else node.saved))
             if type(parent_grads) is not tuple:
                 parent_grads = (parent_grads,)
             for observer in observers:
@@ -368,37 +305,54 @@ def _backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                     if node.broadcasts:
                         parent_grad = unbroadcast(parent_grad, parent.out_shape if
                                                   isinstance(parent, Op) else parent.shape, node)
-                    total = pending.get(parent)
-                    pending[parent] = parent_grad if total is None else accumulate(
-                        total, parent_grad)
-    for leaf in leaves:
-        if leaf in pending:
-            g = pending[leaf]
-            found[leaf] = g if isinstance(g, (np.ndarray, Tensor)) else _value(g)
+                    total = pending.get(parent)  # (None for the first gradient to arrive)
+                    pending[parent] = parent_grad if total is None else accumulate(total,
+                                                                                   parent_grad)
+    found.update((leaf, _value(pending[leaf])) for leaf in leaves if leaf in pending)
     return found
 
 
+def _check(nodes):
+    """Raise before any backward runs if a node was freed or its inputs reassigned."""
+    for node in nodes:
+        if node.saved is None:
+            raise GraphFreedError(node.freed or _freed_message(node))
+        if node.assignments != Tensor.assignments:  # some .data was assigned since
+            _check_versions(node)
+
+
+def _arrived(node, grad, create_graph):
+    """The gradient arriving at ``node``'s output after its hooks; kept in the output's
+    ``.grad`` if ``retain_grad()`` asked for it."""
+    grad = _run_hooks(node.hooks, grad) if node.hooks else grad
+    kept = node.output()
+    if kept is not None:
+        kept.grad = accumulate(kept.grad, grad if create_graph else np.array(grad))
+    return grad
+
+
 def _value(grad):
-    """A gradient that is neither an array nor a tensor as an array: a NumPy scalar (from
-    0-d arithmetic), or a lazy sum (``ops.Scatter``), built now that it is needed."""
+    """The gradient as an array or tensor: a NumPy scalar (from 0-d arithmetic) as an
+    array, a lazy sum (``ops.Scatter``, the accelerator's ``RowSum``) evaluated."""
+    if type(grad) is np.ndarray or isinstance(grad, Tensor):
+        return grad
     return np.asarray(grad) if isinstance(grad, np.generic) else grad.evaluate()
 
 
 def _root_grad(root, g, create_graph, caller):
     if not root._requires_grad:
         raise RuntimeError(
-            f"{caller} on a tensor that does not require grad: no input of the "
-            f"computation that made it has requires_grad=True (was it computed inside "
-            f"no_grad(), or from detached tensors?)")
-    if g is None:
-        if root.size != 1:
-            raise RuntimeError(
-                f"{caller} without a gradient needs a tensor with one element, but "
-                f"this one has shape {root.shape}; reduce it first (e.g. .sum()) or "
-                f"pass a gradient of shape {root.shape}")
-        g = np.ones_like(root._data)
-    elif not (create_graph and isinstance(g, Tensor)):
-        g = np.asarray(g._data if isinstance(g, Tensor) else g, dtype=root.dtype)
+            f"{caller} on a tensor that does not require grad: no input of the computation "
+            f"that made it has requires_grad=True (was it computed inside no_grad(), or "
+            f"from detached tensors?)")
+    if g is None and root.size != 1:
+        raise RuntimeError(
+            f"{caller} without a gradient needs a tensor with one element, but this one "
+            f"has shape {root.shape}; reduce it first (e.g. .sum()) or pass a gradient of "
+            f"shape {root.shape}")
+    if g is None or not (create_graph and isinstance(g, Tensor)):
+        g = np.ones_like(root._data) if g is None else np.asarray(
+            g._data if isinstance(g, Tensor) else g, dtype=root.dtype)
     if g.shape != root.shape:
         raise ShapeError(f"{caller}: the gradient has shape {g.shape} but the tensor has "
                          f"shape {root.shape}; they must be equal")
@@ -420,7 +374,7 @@ def unbroadcast(grad, shape, op):
         return grad
     extra = len(grad.shape) - len(shape)
     if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
-        raise ShapeError(f"the backward of '{node.name}' returned the wrong shape: a "
+        raise ShapeError(f"the backward of '{op.name}' returned the wrong shape: a "
                          f"gradient of shape {grad.shape} for an input of shape {shape}")
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
@@ -437,8 +391,7 @@ def _run_hooks(hooks, grad):
 
 def _leaf_grad(leaf, grad):
     """The gradient that reached ``leaf``, after its hooks, checked against its shape."""
-    if leaf._hooks:
-        grad = _run_hooks(leaf._hooks, grad)
+    grad = _run_hooks(leaf._hooks, grad) if leaf._hooks else grad
     if grad.shape != leaf.shape:
         raise ShapeError(f"a gradient of shape {grad.shape} reached a leaf of shape "
                          f"{leaf.shape}: the backward of an op that uses it (or a hook on "
@@ -451,46 +404,30 @@ def _where(node):
 
 
 def _freed_message(node):
-    if node.freed:
-        return node.freed
-    return (
-        f"backward through a graph that was already freed: the arrays saved by "
-        f"'{node.name}'{_where(node)} were released by an earlier backward(). To run "
-        f"backward twice through the same graph, call backward(retain_graph=True) "
-        f"the first time. If this is a training loop that carries a hidden state "
-        f"over from the previous batch, detach that state instead (a = a.detach()): "
-        f"that is truncated BPTT, and retain_graph=True would only hide the problem "
-        f"while the graph, and memory, grow with every batch.")
+    return (f"backward through a graph that was already freed: the arrays saved by "
+            f"'{node.name}'{_where(node)} were released by an earlier backward(). To run "
+            f"backward twice through the same graph, call backward(retain_graph=True) "
+            f"the first time. If this is a training loop that carries a hidden state "
+            f"over from the previous batch, detach that state instead (a = a.detach()): "
+            f"that is truncated BPTT, and retain_graph=True would only hide the problem "
+            f"while the graph, and memory, grow with every batch.")
 
 
 def _check_versions(node):
     """Raise ``ModifiedError`` if a tensor whose array ``node`` saved was reassigned."""
-    for i, (parent, saved) in enumerate(zip(node.parents, node.versions or ())):
-        version = parent.out_version if isinstance(parent, Op) else parent._version
+    checks = [(f"input {i}", parent, saved)
+              for i, (parent, saved) in enumerate(zip(node.parents, node.versions or ()))]
+    if node.saves_output:
+        checks.append(("output", node, 0))
+    for which, vertex, saved in checks:
+        version = vertex.out_version if isinstance(vertex, Op) else vertex._version
         if saved is not None and version != saved:
-            raise ModifiedError(_modified_message(node, f"input {i}", parent, version, saved))
-    if node.saves_output and node.out_version != 0:
-        raise ModifiedError(_modified_message(node, "output", node, node.out_version, 0))
-
-
-def _modified_message(node, which, vertex, version, saved_version):
-    """``vertex``: the leaf tensor, or the node whose output it was."""
-    name, shape = ((vertex.out_name, vertex.out_shape) if isinstance(vertex, Op)
-                   else (vertex.name, vertex.shape))
-    name = f"'{name}', " if name else ""
-    return (
-        f"an array saved for backward has been modified: the {which} ({name}shape "
-        f"{shape}) of '{node.name}'{_where(node)} is at version {version}; "
-        f"expected version {saved_version}. Its data was changed between the forward "
-        f"pass and backward, e.g. by optimizer.step() or an assignment to .data before "
-        f"loss.backward(). Call backward() first, or run the forward pass again.")
-
-
-@contextmanager
-def observing(observer):
-    """Tell ``observer`` of every op applied and every backward step inside the block."""
-    observers.append(observer)
-    try:
-        yield observer
-    finally:
-        observers.remove(observer)
+            name, shape = ((vertex.out_name, vertex.out_shape) if isinstance(vertex, Op)
+                           else (vertex.name, vertex.shape))
+            raise ModifiedError(
+                f"an array saved for backward has been modified: the {which} "
+                f"({f'{name!r}, ' if name else ''}shape {shape}) of '{node.name}'"
+                f"{_where(node)} is at version {version}; expected version {saved}. Its "
+                f"data was changed between the forward pass and backward, e.g. by "
+                f"optimizer.step() or an assignment to .data before loss.backward(). Call "
+                f"backward() first, or run the forward pass again.")

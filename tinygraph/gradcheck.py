@@ -3,7 +3,8 @@ import warnings
 
 import numpy as np
 
-from .engine import enable_grad, grad, no_grad
+from .derivatives import grad
+from .engine import enable_grad, no_grad
 from .ops import concat
 from .tensor import Tensor
 

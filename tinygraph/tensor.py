@@ -1,10 +1,10 @@
 """Tensor: a NumPy array, plus the graph node that made it.
 
-This module needs nothing else of tinygraph. The methods that compute (``x + y``,
-``x.tanh()``, ``x.sum()``) are attached by ``ops.py``, where each op is registered
-once as a function and a method; ``x.backward()`` comes from ``engine.py``.
-"""
+It needs nothing else of tinygraph: the methods that compute (``x + y``, ``x.tanh()``)
+are attached by ``ops.py``, where each op is registered once, and ``x.backward()`` by
+``engine.py``."""
 import weakref
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -12,13 +12,10 @@ import numpy as np
 class Tensor:
     """An ``np.ndarray`` that can take part in reverse-mode differentiation.
 
-    ``grad`` is None until a backward reaches the tensor; it is kept on leaves (and on
-    non-leaves only after ``retain_grad()``) and accumulates across backward calls
-    until reset, as in PyTorch. It is an ndarray, or a Tensor after
-    ``backward(create_graph=True)`` (so that it can be differentiated again). Only
-    floating-point tensors can require grad; integer tensors serve as indices and
-    class targets.
-    """
+    ``grad`` is None until a backward reaches the tensor; leaves keep it (non-leaves
+    after ``retain_grad()``), adding up across backward calls as in PyTorch: an ndarray,
+    or a Tensor after ``backward(create_graph=True)``. Only floating-point tensors can
+    require grad; integer tensors serve as indices and class targets."""
 
     __slots__ = ("_data", "grad", "_requires_grad", "_name", "_node", "_hooks",
                  "_version", "__weakref__")
@@ -34,13 +31,8 @@ class Tensor:
         array = np.asarray(data, dtype=dtype)
         if array.dtype.kind not in "fiub":
             raise TypeError(f"Tensor data must be numeric, not {array.dtype}")
-        self._data = array
-        self.grad = None
-        self._requires_grad = False
-        self._name = name
-        self._node = None
-        self._hooks = None
-        self._version = 0
+        self._data, self.grad, self._requires_grad, self._name = array, None, False, name
+        self._node, self._hooks, self._version = None, None, 0
         self.requires_grad = requires_grad
 
     @classmethod
@@ -48,13 +40,8 @@ class Tensor:
         """A tensor around ``array`` without checks (for ops' results); ``node``, if
         given, is the graph node that computed it."""
         t = cls.__new__(cls)
-        t._data = array
-        t.grad = None
-        t._requires_grad = node is not None
-        t._name = None
-        t._node = node
-        t._hooks = None
-        t._version = 0
+        t._data, t.grad, t._requires_grad, t._name = array, None, node is not None, None
+        t._node, t._hooks, t._version = node, None, 0
         return t
 
     # ---- the array -------------------------------------------------------------
@@ -87,21 +74,10 @@ class Tensor:
         if self._node is not None:
             self._node.out_name = value  # so a drawing can name it after it is released
 
-    @property
-    def shape(self):
-        return self._data.shape
-
-    @property
-    def ndim(self):
-        return self._data.ndim
-
-    @property
-    def dtype(self):
-        return self._data.dtype
-
-    @property
-    def size(self):
-        return self._data.size
+    shape = property(lambda self: self._data.shape)
+    ndim = property(lambda self: self._data.ndim)
+    dtype = property(lambda self: self._data.dtype)
+    size = property(lambda self: self._data.size)
 
     def __len__(self):
         return len(self._data)
@@ -117,17 +93,10 @@ class Tensor:
         """The underlying array (shared, not copied), as ``tensor.detach().numpy()``."""
         return self._data
 
-    def __float__(self):
-        return float(self.item())
-
-    def __int__(self):
-        return int(self.item())
-
-    def __bool__(self):
-        return bool(self._data)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+    def __bool__(self): return bool(self._data)
+    def __iter__(self): return (self[i] for i in range(len(self)))
 
     # ---- gradient bookkeeping -----------------------------------------------------
     @property
@@ -138,9 +107,8 @@ class Tensor:
     def requires_grad(self, value):
         value = bool(value)
         if self._node is not None:
-            raise RuntimeError(
-                "requires_grad can only be changed on leaf tensors; this one was "
-                f"computed by '{self._node.name}' (use .detach() to get a leaf)")
+            raise RuntimeError(f"requires_grad can only be changed on leaf tensors; this one "
+                               f"was computed by '{self._node.name}' (.detach() gives a leaf)")
         if value and self._data.dtype.kind != "f":
             raise TypeError(
                 f"only floating-point tensors can require grad, but this one is "
@@ -148,15 +116,9 @@ class Tensor:
                 f"pass float data (or dtype=np.float64) to differentiate")
         self._requires_grad = value
 
-    @property
-    def is_leaf(self):
-        """True unless the tensor was computed by an op that recorded a graph."""
-        return self._node is None
-
-    @property
-    def op(self):
-        """The graph node that computed this tensor, or None for a leaf."""
-        return self._node
+    is_leaf = property(lambda self: self._node is None,
+                       doc="True unless the tensor was computed by an op that recorded a graph.")
+    op = property(lambda self: self._node, doc="The graph node that computed it, or None.")
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
@@ -184,19 +146,16 @@ class Tensor:
         hooks = getattr(owner, attribute) or []
         hooks.append(hook)
         setattr(owner, attribute, hooks)
-        return _HookHandle(hooks, hook)
+        return SimpleNamespace(remove=lambda: hook in hooks and hooks.remove(hook))
 
     # ---- display ---------------------------------------------------------------
     def __repr__(self):
-        fields = [f"shape={self.shape}", f"dtype={self.dtype}"]
-        if self.name is not None:
-            fields.insert(0, f"name={self.name!r}")
-        if self._node is not None:
-            fields.append(f"op={self._node.name}")
-        elif self._requires_grad:
-            fields.append("requires_grad=True")
-        values = np.array2string(self._data, threshold=20, precision=4,
-                                 separator=", ", prefix="Tensor(")
+        values = np.array2string(self._data, threshold=20, precision=4, separator=", ",
+                                 prefix="Tensor(")
+        fields = [f"name={self.name!r}"] * (self.name is not None) + [
+            f"shape={self.shape}", f"dtype={self.dtype}"] + (
+            [f"op={self._node.name}"] if self._node is not None else
+            ["requires_grad=True"] * self._requires_grad)
         return f"Tensor({values}, {', '.join(fields)})"
 
     # Comparisons are not differentiable: they return plain boolean arrays.
@@ -207,15 +166,6 @@ class Tensor:
     def __eq__(self, other): return self._data == _array(other)
     def __ne__(self, other): return self._data != _array(other)
     __hash__ = object.__hash__  # identity, so tensors can key dicts and sets
-
-
-class _HookHandle:
-    def __init__(self, hooks, hook):
-        self._hooks, self._hook = hooks, hook
-
-    def remove(self):
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
 
 
 def _array(x):
