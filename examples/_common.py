@@ -3,7 +3,7 @@
 Every example takes ``--out DIR`` (or the environment variable ``EXAMPLES_OUT``) for its
 figures, default ``examples/out/``, and ``--quick`` (or ``EXAMPLES_QUICK=1``) for
 smaller sizes, which the smoke test uses. Figures are Graphviz drawings, written as
-.svg when the ``dot`` executable is installed and always as .dot, plus one line chart
+.svg when the ``dot`` executable is installed and always as .dot, plus line charts
 written as SVG by hand (no plotting library needed).
 """
 import argparse
@@ -49,40 +49,65 @@ COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6
           "#666666")
 
 
-def line_chart(series, path, title, xlabel, ylabel, width=720, height=420):
-    """A line chart with a log10 y axis as a standalone SVG file.
+def round_ticks(lo, hi, most=8):
+    """Round numbers (1, 2 or 5 times a power of ten apart) from at or below ``lo`` to at
+    or above ``hi``, at most ``most`` + 1 of them."""
+    span = (hi - lo) or abs(hi) or 1.0
+    power = 10.0 ** math.floor(math.log10(span / most))
+    step = next(m * power for m in (1, 2, 5, 10) if span / (m * power) <= most)
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    return [k * step for k in range(first, last + 1)]
 
-    ``series``: {label: (xs, ys)} with positive ys; one colour per series, a legend,
-    tick marks at the powers of ten. Returns the path.
+
+def line_chart(series, path, title, xlabel, ylabel, log_y=True, width=720, height=420):
+    """A line chart as a standalone SVG file.
+
+    ``series``: {label: (xs, ys)}; one colour per series, a legend. With ``log_y`` the
+    y axis is log10 (positive ys, ticks at the powers of ten), otherwise linear (ticks
+    at round numbers, a darker line at y = 0). Returns the path.
     """
     left, right, top, bottom = 70, 190, 40, 50
     xs_all = [x for xs, _ in series.values() for x in xs]
-    logs = [math.log10(y) for _, ys in series.values() for y in ys if y > 0]
     x0, x1 = min(xs_all), max(xs_all)
-    y0, y1 = math.floor(min(logs)), math.ceil(max(logs))
-    y1 = y1 if y1 > y0 else y0 + 1
+    if log_y:
+        scale = math.log10
+        logs = [math.log10(y) for _, ys in series.values() for y in ys if y > 0]
+        y0, y1 = math.floor(min(logs)), math.ceil(max(logs))
+        y1 = y1 if y1 > y0 else y0 + 1
+        y_ticks = [(10.0 ** power, f"1e{power}")
+                   for power in range(y0, y1 + 1, max(1, (y1 - y0) // 8))]
+    else:
+        scale = float
+        ticks = round_ticks(min(y for _, ys in series.values() for y in ys),
+                            max(y for _, ys in series.values() for y in ys))
+        y0, y1 = ticks[0], ticks[-1]
+        y_ticks = [(y, f"{y:g}") for y in ticks]
 
     def px(x):
         return left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)
 
     def py(y):
-        return top + (y1 - math.log10(y)) / (y1 - y0) * (height - top - bottom)
+        return top + (y1 - scale(y)) / (y1 - y0) * (height - top - bottom)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="Helvetica, Arial, sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>',
              f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14">'
              f'{html.escape(title)}</text>']
-    step = max(1, (y1 - y0) // 8)
-    for power in range(y0, y1 + 1, step):
-        y = py(10.0 ** power)
+    for tick, label in y_ticks:
+        y = py(tick)
+        grid = "#999999" if label == "0" else "#dddddd"
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     f'stroke="#dddddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">1e{power}</text>')
-    for x in sorted(set(xs_all)):
-        if len(set(xs_all)) <= 12 or x in (x0, x1) or x % 5 == 0:
-            parts.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" '
-                         f'text-anchor="middle">{x}</text>')
+                     f'stroke="{grid}"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+    if all(float(x).is_integer() for x in xs_all):  # time steps: label each, or every 5th
+        x_ticks = [(x, x) for x in sorted(set(xs_all))
+                   if len(set(xs_all)) <= 12 or x in (x0, x1) or x % 5 == 0]
+    else:
+        x_ticks = [(x, f"{x:g}") for x in round_ticks(x0, x1) if x0 <= x <= x1]
+    for x, label in x_ticks:
+        parts.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" '
+                     f'text-anchor="middle">{label}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" '
                  f'text-anchor="middle">{html.escape(xlabel)}</text>')
     parts.append(f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
@@ -90,7 +115,8 @@ def line_chart(series, path, title, xlabel, ylabel, width=720, height=420):
                  f'{html.escape(ylabel)}</text>')
     for i, (label, (xs, ys)) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
-        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys) if y > 0)
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys)
+                          if y > 0 or not log_y)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
                      f'points="{points}"/>')
         y = top + 18 * i

@@ -1,7 +1,9 @@
 """Smoke test: every example in examples/ runs to the end, at its --quick size, and
 writes the figures it announces; without Graphviz's dot they still succeed (.dot)."""
+import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
-DRAWN = {"01", "02", "03", "04", "05", "06", "07", "10", "11"}
+DRAWN = {"01", "02", "03", "04", "05", "06", "07", "10", "11", "13"}
 
 
 def run_example(path, out, env_changes=()):
@@ -18,8 +20,12 @@ def run_example(path, out, env_changes=()):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_there_are_twelve_examples_numbered_in_order():
-    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, 13)]
+def example(number):
+    return next(p for p in EXAMPLES if p.name.startswith(f"{number:02d}_"))
+
+
+def test_there_are_thirteen_examples_numbered_in_order():
+    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, 14)]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -34,7 +40,7 @@ def test_example_runs_and_writes_its_figures(path, tmp_path):
 
 def test_examples_succeed_without_graphviz_and_write_dot(tmp_path):
     python_only = str(pathlib.Path(sys.executable).parent)
-    result = run_example(EXAMPLES[0], tmp_path, {"PATH": python_only})
+    result = run_example(example(1), tmp_path, {"PATH": python_only})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "01_autodiff.dot").is_file()
     assert not (tmp_path / "01_autodiff.svg").exists()
@@ -46,6 +52,19 @@ def test_pytorch_crosscheck_skips_with_a_message_without_torch(tmp_path):
     (blocker / "torch").mkdir(parents=True)
     (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch is hidden')\n")
     pythonpath = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
-    result = run_example(EXAMPLES[-1], tmp_path, {"PYTHONPATH": pythonpath})
+    result = run_example(example(12), tmp_path, {"PYTHONPATH": pythonpath})
     assert result.returncode == 0, result.stderr
     assert "torch is not installed" in result.stdout
+
+
+def test_higher_order_example_reaches_log_4_and_the_closed_forms(tmp_path):
+    result = run_example(example(13), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    newton = re.search(r"Newton: x = (\S+), \|x - log 4\| = (\S+)", result.stdout)
+    assert newton, result.stdout
+    assert abs(float(newton[1]) - math.log(4)) < 1e-12 and float(newton[2]) < 1e-12
+    errors = [float(e) for e in re.findall(r"max \|tg.grad - closed form\| = (\S+)",
+                                           result.stdout)]
+    assert len(errors) == 4 and max(errors) < 1e-10, result.stdout
+    hvp = re.search(r"\|H v - central differences\| / \|H v\| = (\S+)", result.stdout)
+    assert hvp and float(hvp[1]) < 1e-6, result.stdout
