@@ -268,3 +268,87 @@ def test_an_optimizer_step_between_forward_and_backward_is_detected():
     optimizer.step()                       # changes W while `loss` still needs it
     with pytest.raises(tg.ModifiedError, match="'W_aa', shape \\(3, 3\\)\\) of 'matmul'"):
         loss.backward()
+
+
+# ---- NumPy writes into an array a live graph saved ---------------------------------
+@pytest.mark.parametrize("write", [
+    lambda W: W.data.__setitem__(Ellipsis, 5.0),      # W.data[...] = 5
+    lambda W: W.numpy().__setitem__(0, 1.0),          # W.numpy()[0] = 1
+    lambda W: W.data.__imul__(2.0),                   # W.data[:] *= 2
+    lambda W: np.add(W.data, 1.0, out=W.data),
+], ids=["setitem", "numpy", "imul", "ufunc-out"])
+def test_a_numpy_write_into_a_saved_leaf_fails_at_once_and_changes_nothing(write):
+    W = tg.tensor(np.arange(4.0), requires_grad=True, name="W")
+    loss = (W * W).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        write(W)
+    np.testing.assert_array_equal(W.data, np.arange(4.0))
+    loss.backward()
+    np.testing.assert_array_equal(W.grad, 2 * np.arange(4.0))
+
+
+def test_after_backward_a_training_loop_writes_into_its_weights_in_place():
+    W = tg.tensor(np.ones(3), requires_grad=True)
+    for _ in range(3):
+        loss = (W * W).sum()
+        loss.backward()
+        W.data -= 0.25 * W.grad  # micrograd's update, in place
+        W.grad = None
+    np.testing.assert_allclose(W.data, 0.5 ** 3)
+
+
+def test_a_graph_kept_with_retain_graph_keeps_its_arrays_read_only_until_it_goes():
+    W = tg.tensor(np.ones(3), requires_grad=True)
+    loss = (W * W).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(ValueError, match="read-only"):
+        W.data[0] = 2.0
+    del loss
+    gc.collect()
+    W.data[0] = 2.0  # the graph is gone: nothing can be computed from the old values
+
+
+def test_a_graph_dropped_without_backward_lets_its_arrays_go():
+    W = tg.tensor(np.ones(3), requires_grad=True)
+    (W * 2.0).sum()  # never backpropagated
+    gc.collect()
+    W.data[0] = 2.0
+
+
+def test_two_live_graphs_keep_a_weight_read_only_until_both_are_done():
+    W = tg.tensor(np.ones(3), requires_grad=True)
+    first, second = (W * W).sum(), (W * 3.0).sum()
+    first.backward()
+    with pytest.raises(ValueError, match="read-only"):
+        W.data[0] = 2.0  # the second graph still needs W's values
+    second.backward()
+    np.testing.assert_array_equal(W.grad, 2 * np.ones(3) + 3)
+    W.data[0] = 2.0
+
+
+def test_a_numpy_array_the_user_passed_in_is_guarded_as_long_as_the_graph_needs_it():
+    values, batch = np.ones(3), np.arange(3.0)
+    W, x = tg.tensor(values, requires_grad=True), tg.tensor(batch)  # both share memory
+    loss = (W * x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        batch[0] = 10.0  # would silently change W's gradient
+    loss.backward()
+    np.testing.assert_array_equal(W.grad, [0.0, 1.0, 2.0])
+    batch[0] = 10.0
+    values[0] = 10.0
+
+
+def test_an_array_that_was_read_only_before_stays_read_only_after():
+    frozen = np.ones(3)
+    frozen.setflags(write=False)
+    W = tg.tensor(frozen, requires_grad=True)
+    (W * W).sum().backward()
+    assert not frozen.flags.writeable
+
+
+def test_assigning_new_data_is_always_allowed_and_caught_by_backward_if_it_matters():
+    W = tg.tensor(np.ones(3), requires_grad=True, name="W")
+    loss = (W * W).sum()
+    W.data = np.zeros(3)  # a new array: the graph keeps the old one
+    with pytest.raises(tg.ModifiedError, match="'W'"):
+        loss.backward()

@@ -50,9 +50,7 @@ class Sub(Op):
 class Mul(Op):
     """out = a * b;  dL/da = g b,  dL/db = g a."""
 
-    broadcasts = True
-
-    saves_inputs = True
+    saves_inputs = broadcasts = True
 
     def forward(self, a, b):
         return a * b
@@ -66,9 +64,7 @@ class Div(Op):
     """out = a / b;  dL/da = g / b,  dL/db = -g a / b^2 = -(g / b) out (no b^2, which
     would underflow for a tiny b)."""
 
-    broadcasts = True
-
-    saves_inputs = saves_output = True
+    saves_inputs = saves_output = broadcasts = True
 
     def forward(self, a, b):
         return a / b
@@ -85,9 +81,7 @@ class Pow(Op):
     (the limit of a^b log a); elsewhere a negative base gives NaN for dL/db.
     """
 
-    broadcasts = True
-
-    saves_inputs = saves_output = True
+    saves_inputs = saves_output = broadcasts = True
 
     def forward(self, a, b):
         return a ** b
@@ -110,33 +104,19 @@ class MatMul(Op):
     column (b) matrix while the products are taken.
     """
 
-    broadcasts = True
-
-    saves_inputs = True
+    saves_inputs = broadcasts = True
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("both operands need at least one dimension")
-        k_a, k_b = a.shape[-1], b.shape[0 if b.ndim == 1 else -2]
-        if k_a != k_b:
-            raise ValueError(f"inner dimensions differ ({k_a} != {k_b})")
         return np.matmul(a, b)
 
     def backward(self, g, out, a, b):
         a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
         b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
-        if b.ndim == 1:  # b's axis first: for vector @ vector g is 0-d
-            g = g.reshape(g.shape + (1,))
-        if a.ndim == 1:
-            g = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:])
-        ga = gb = None
-        if self.needs_grad[0]:
-            ga = g @ _swap_last(b2)
-            ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:]) if a.ndim == 1 else ga
-        if self.needs_grad[1]:
-            gb = _swap_last(a2) @ g
-            gb = gb.reshape(gb.shape[:-1]) if b.ndim == 1 else gb
-        return ga, gb
+        g2 = g.reshape(g.shape[:len(g.shape) - (a.ndim > 1) - (b.ndim > 1)] +
+                       a2.shape[-2:-1] + b2.shape[-1:])  # with a2 @ b2's last two axes
+        ga = g2 @ _swap_last(b2) if self.needs_grad[0] else None  # (1-D a: summed back)
+        gb = _swap_last(a2) @ g2 if self.needs_grad[1] else None
+        return ga, (gb.reshape(gb.shape[:-1]) if b.ndim == 1 and gb is not None else gb)
 
 
 def _swap_last(x):
@@ -155,9 +135,7 @@ class Linear(Op):
     dL/dW = G^T X and dL/db = g (summed to b's shape by the engine).
     """
 
-    broadcasts = True
-
-    saves_inputs = True
+    saves_inputs = broadcasts = True
 
     def forward(self, x, W, b=None):
         if W.ndim != 2:
