@@ -15,6 +15,7 @@ cells) is built from these, so its gradient comes for free and shows up in the g
 """
 import builtins
 import inspect
+import math
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class Linear(Op):
 
 def _rows(x):
     """x as a matrix of its rows (the last axis), zero rows included."""
-    return x.reshape((int(np.prod(x.shape[:-1])), x.shape[-1]))
+    return x.reshape((math.prod(x.shape[:-1]), x.shape[-1]))
 
 
 # ---- elementwise, one input -------------------------------------------------------
@@ -281,7 +282,7 @@ class Mean(Op):
 
     def forward(self, x, *, axis=None, keepdims=False):
         self.shape, self.axes = x.shape, _axes(axis, x.ndim)
-        self.n = int(np.prod([x.shape[a] for a in self.axes]))
+        self.n = math.prod(x.shape[a] for a in self.axes)
         with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean is NaN
             return np.mean(x, axis=self.axes, keepdims=keepdims)
 
@@ -579,7 +580,7 @@ def register(cls, *methods, reflected=()):
     adapted = hasattr(cls, "arguments")
 
     def function(*args, **options):
-        if len(args) == n_inputs and not (options or variadic or adapted):
+        if len(args) <= n_inputs and not (options or variadic or adapted):
             for x in args:  # the common case, tensors only: no conversions
                 if type(x) is not Tensor:
                     break
