@@ -83,8 +83,8 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
         picked = log_probs[rows, np.where(kept, targets, 0)] * kept.astype(logits.dtype)
         return (-picked).reshape(kept_shape)
     rows = np.flatnonzero(kept)
-    total = -ops.sum(log_probs[rows, targets[rows]])
-    return total / len(rows) if reduction == "mean" else total
+    picked = log_probs[rows, targets[rows]]
+    return -(ops.mean(picked) if reduction == "mean" else ops.sum(picked))
 
 
 def _clamped_log(p):

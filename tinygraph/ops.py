@@ -93,8 +93,8 @@ class Pow(Op):
             if self.needs_grad[0]:
                 ga = g * Where.call(0.0, b * a ** (b - 1), b == 0)
             if self.needs_grad[1]:
-                log_a = Log.call(Where.call(1.0, a, a == 0))
-                gb = g * Where.call(0.0, out * log_a, (a == 0) & (b >= 0))
+                limit = (a == 0) & (b >= 0)  # (log a stays -inf where 0^b is inf)
+                gb = g * Where.call(0.0, out * Log.call(Where.call(1.0, a, limit)), limit)
         return ga, gb
 
 
@@ -283,8 +283,8 @@ class Mean(Op):
     def forward(self, x, *, axis=None, keepdims=False):
         self.shape, self.axes = x.shape, _axes(axis, x.ndim)
         self.n = math.prod(x.shape[a] for a in self.axes)
-        with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean is NaN
-            return np.mean(x, axis=self.axes, keepdims=keepdims)
+        with np.errstate(invalid="ignore"):  # an empty mean is 0 / 0 = NaN, quietly
+            return np.sum(x, axis=self.axes, keepdims=keepdims) / self.n
 
     def backward(self, g, out, x):
         g = g.reshape(_kept_shape(self.shape, self.axes)) * (1 / builtins.max(self.n, 1))
@@ -300,6 +300,10 @@ class Max(Op):
 
     def forward(self, x, *, axis=None, keepdims=False):
         self.axes = _axes(axis, x.ndim)
+        empty = [a for a in self.axes if x.shape[a] == 0]
+        if empty:
+            raise ValueError(f"the max over axis {empty[0]}, which has size 0, is undefined "
+                             f"(an empty slice has no maximum); reduce over other axes")
         out = np.max(x, axis=self.axes, keepdims=True)
         self.share = (x == out) / np.sum(x == out, axis=self.axes, keepdims=True)
         return out if keepdims else np.squeeze(out, self.axes)
@@ -518,6 +522,8 @@ class LogSoftmax(Op):
 
     def forward(self, x, *, axis=-1):
         self.axis = axis
+        if x.size == 0:  # no max to subtract; x - 0.0 is a new (float) empty array
+            return x - 0.0
         shifted = x - np.max(x, axis=axis, keepdims=True)
         return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
