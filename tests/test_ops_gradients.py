@@ -10,6 +10,11 @@ op, and checks with ``check_backward`` that
 Inputs are kept where finite differences are meaningful: positive bases for log and
 tensor exponents, no values near relu's kink, no near-ties for max (whose tie rule
 has its own tests below).
+
+The shapes include 0-d arrays and, in about one draw of four, zero-size ones (a side
+of 0) for every op that accepts them. On those, central differences check nothing
+(there are no entries to move), but forward and backward still run and every
+gradient's shape is checked.
 """
 import warnings
 
@@ -25,17 +30,31 @@ SEEDS = st.integers(0, 2**32 - 1)
 
 
 # ---- strategies (test_ops_torch.py uses them too) -----------------------------------
-def shapes(min_dims=0, max_dims=3, max_side=3):
-    """Array shapes with sides 1..max_side (size-1 axes included)."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
-                            max_side=max_side)
+@st.composite
+def sometimes_zero(draw, sides):
+    """``sides`` (a tuple of sizes), or, in about one draw of four, the same with one of
+    them made 0: rare enough that most draws still have values to check."""
+    if sides and draw(st.integers(0, 3)) == 3:
+        i = draw(st.integers(0, len(sides) - 1))
+        sides = sides[:i] + (0,) + sides[i + 1:]
+    return sides
+
+
+def shapes(min_dims=0, max_dims=3, max_side=3, empty=True):
+    """Array shapes with sides 1..max_side (size-1 axes included), and with ``empty``
+    now and then a side of 0 (a zero-size array)."""
+    nonempty = hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
+                                max_side=max_side)
+    return nonempty.flatmap(sometimes_zero) if empty else nonempty
 
 
 @st.composite
-def broadcastable_shapes(draw, num_shapes=2, max_dims=3):
+def broadcastable_shapes(draw, num_shapes=2, max_dims=3, empty=True):
     """Shapes that broadcast together: each keeps the trailing axes of one common shape
-    and sets some of them to 1, so ranks differ and size-1 axes get stretched."""
+    and sets some of them to 1, so ranks differ and size-1 axes get stretched (with
+    ``empty``, now and then to a side of 0)."""
     full = draw(hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=2, max_side=3))
+    full = draw(sometimes_zero(full)) if empty else full
     result = []
     for _ in range(num_shapes):
         rank = draw(st.integers(0, len(full)))
@@ -48,9 +67,10 @@ def broadcastable_shapes(draw, num_shapes=2, max_dims=3):
 @st.composite
 def matmul_shapes(draw):
     """Operand shapes for np.matmul: vectors, matrices, and stacks of matrices whose
-    batch axes broadcast against each other."""
-    n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
-    batch_a, batch_b = draw(broadcastable_shapes(max_dims=2))
+    batch axes broadcast against each other; now and then a zero inner or outer
+    dimension."""
+    n, k, m = draw(sometimes_zero(tuple(draw(st.integers(1, 3)) for _ in range(3))))
+    batch_a, batch_b = draw(broadcastable_shapes(max_dims=2, empty=False))
     a_is_vector, b_is_vector = draw(st.booleans()), draw(st.booleans())
     shape_a = (k,) if a_is_vector else batch_a + (n, k)
     shape_b = (k,) if b_is_vector else batch_b + (k, m)
@@ -58,14 +78,20 @@ def matmul_shapes(draw):
 
 
 @st.composite
-def shapes_and_axis(draw):
-    """A shape and a reduction ``axis``: None, an int or a tuple, negatives included."""
+def shapes_and_axis(draw, empty_reductions=True):
+    """A shape and a reduction ``axis``: None, an int or a tuple, negatives included (a
+    0-d shape takes None, 0 or -1). Unless ``empty_reductions``, no reduced axis has
+    size 0 (max has no value there)."""
     shape = draw(shapes())
     ndim = len(shape)
     if ndim == 0:
-        return shape, None
+        return shape, draw(st.sampled_from([None, 0, -1]))
     axis = draw(st.none() | st.integers(-ndim, ndim - 1)
                 | hnp.valid_tuple_axes(ndim, min_size=1))
+    if not empty_reductions:
+        reduced = range(ndim) if axis is None else np.atleast_1d(axis)
+        if any(shape[a] == 0 for a in reduced):
+            shape = tuple(1 if n == 0 else n for n in shape)
     return shape, axis
 
 
@@ -81,10 +107,13 @@ def permutations_of_axes(draw, min_dims=0):
 
 @st.composite
 def concat_shapes(draw):
-    """Shapes that agree except along ``axis``, and that axis (possibly negative)."""
-    base = list(draw(shapes(min_dims=1)))
+    """Shapes that agree except along ``axis``, and that axis (possibly negative); now
+    and then a side of 0, along the axis or across it."""
+    base = draw(shapes(min_dims=1, empty=False))
     axis = draw(st.integers(-len(base), len(base) - 1))
-    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    sizes = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    sides = draw(sometimes_zero(base + sizes))
+    base, sizes = list(sides[:len(base)]), sides[len(base):]
     result = []
     for size in sizes:
         base[axis] = size
@@ -240,8 +269,10 @@ def test_matmul_gradient_matches_differences_for_vectors_matrices_and_batches(sh
 def linear_shapes(draw):
     """Shapes for linear(x, W, b): x (..., in) with 0-2 leading axes, W (out, in), and
     b (out,), the output's own shape, another that broadcasts to it, or none."""
-    n_in, n_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     leading = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
+    n_in, n_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sides = draw(sometimes_zero(leading + (n_in, n_out)))
+    leading, (n_in, n_out) = sides[:-2], sides[-2:]
     bias = draw(st.sampled_from(["none", "vector", "full", "ones"]))
     b_shape = {"none": None, "vector": (n_out,), "full": leading + (n_out,),
                "ones": (1,) * len(leading) + (n_out,)}[bias]
@@ -326,11 +357,14 @@ def test_sum_and_mean_gradients_match_differences_for_every_axis(op, shape_axis,
     (x,) = leaves([normal(seed, shape)])
     out = op(x, axis=axis, keepdims=keepdims)
     reference = np.sum if op is tg.sum else np.mean
-    np.testing.assert_allclose(out.data, reference(x.data, axis=axis, keepdims=keepdims))
+    # np.mean refuses axis 0 of a 0-d array, which np.sum and torch take (it reduces nothing)
+    np_axis = None if x.ndim == 0 else axis
+    np.testing.assert_allclose(out.data, reference(x.data, axis=np_axis, keepdims=keepdims))
     check_backward(lambda x: op(x, axis=axis, keepdims=keepdims), x)
 
 
-@given(shape_axis=shapes_and_axis(), keepdims=st.booleans(), seed=SEEDS)
+@given(shape_axis=shapes_and_axis(empty_reductions=False), keepdims=st.booleans(),
+       seed=SEEDS)
 def test_max_gradient_matches_differences_without_ties(shape_axis, keepdims, seed):
     shape, axis = shape_axis
     (x,) = leaves([distinct(seed, shape)])
@@ -351,7 +385,8 @@ def test_max_over_an_axis_splits_each_slice_gradient_among_its_own_ties():
     np.testing.assert_array_equal(x.grad, [[1.0, 1.0, 0.0], [0.0, 3.0, 0.0]])
 
 
-@given(shape_axis=shapes_and_axis(), keepdims=st.booleans(), seed=SEEDS)
+@given(shape_axis=shapes_and_axis(empty_reductions=False), keepdims=st.booleans(),
+       seed=SEEDS)
 def test_max_gives_each_of_k_tied_maxima_g_over_k(shape_axis, keepdims, seed):
     shape, axis = shape_axis
     rng = np.random.default_rng(seed)
@@ -412,7 +447,7 @@ def test_getitem_with_ints_slices_newaxis_and_ellipsis_matches_differences(shape
     check_backward(lambda x: x[index], x)
 
 
-@given(shape=shapes(min_dims=1), seed=SEEDS, count=st.integers(1, 5),
+@given(shape=shapes(min_dims=1, empty=False), seed=SEEDS, count=st.integers(1, 5),
        on_last_axis=st.booleans())
 def test_getitem_with_repeated_integer_indices_matches_differences(shape, seed, count,
                                                                   on_last_axis):
@@ -464,9 +499,10 @@ def test_where_gradient_matches_differences_with_three_way_broadcasting(three_sh
     check_backward(lambda a, b: tg.where(condition, a, b), a, b)
 
 
-@given(shape=shapes(min_dims=1), seed=SEEDS, data=st.data())
+@given(shape=shapes(), seed=SEEDS, data=st.data())
 def test_log_softmax_gradient_matches_differences_along_any_axis(shape, seed, data):
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    sides = max(len(shape), 1)  # a 0-d tensor takes axis 0 or -1
+    axis = data.draw(st.integers(-sides, sides - 1))
     (x,) = leaves([3 * normal(seed, shape)])
     check_backward(lambda x: tg.log_softmax(x, axis=axis), x)
 
