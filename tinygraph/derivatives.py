@@ -27,8 +27,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     be differentiated again; the graph is then kept unless ``retain_graph=False``.
     """
     outputs, inputs = _as_list(outputs), _as_list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
-        grad_outputs = [grad_outputs] * len(outputs)
+    grad_outputs = ([None] * len(outputs) if grad_outputs is None else [grad_outputs]
+                    if isinstance(grad_outputs, (Tensor, np.ndarray)) else list(grad_outputs))
+    if len(grad_outputs) != len(outputs):  # zip would drop the outputs left over
+        raise RuntimeError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} "
+                           f"grad_outputs; pass one gradient (or None, for a one-element "
+                           f"output) per output")
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError(f"grad: an input (shape {t.shape}) does not require grad")
@@ -74,6 +78,8 @@ def jvp(f, inputs, tangents):
     input, shaped like it), from two reverse passes; a tensor shaped like the output."""
     xs = _prepared(inputs)
     out = f(*xs)
+    if not out.requires_grad:  # f does not depend on its inputs: the derivative is 0
+        return out.detach(), Tensor(np.zeros(out.shape, dtype=out.dtype))
     u = Tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
     g = grad(out, xs, grad_outputs=u, create_graph=True, allow_unused=True)
     used = [(gi, t) for gi, t in zip(g, _tensors(tangents, xs))
@@ -91,10 +97,12 @@ def hvp(f, inputs, v):
     with one tensor per input."""
     xs = _prepared(inputs)
     out = f(*xs)
+    zeros = tuple(Tensor(np.zeros(x.shape, x.dtype)) for x in xs)
+    if not out.requires_grad:  # f does not depend on its inputs
+        return out.detach(), zeros
     g = grad(out, xs, create_graph=True, allow_unused=True)
     used = [(gi, x, t) for gi, x, t in zip(g, xs, _tensors(v, xs))
             if gi is not None and gi.requires_grad]
-    zeros = tuple(Tensor(np.zeros(x.shape, x.dtype)) for x in xs)
     if not used:
         return out.detach(), zeros
     hv = grad([gi for gi, _, _ in used], xs, grad_outputs=[t for _, _, t in used],

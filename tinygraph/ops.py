@@ -91,7 +91,10 @@ class Pow(Op):
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.needs_grad[0]:
-                ga = g * Where.call(0.0, b * a ** (b - 1), b == 0)
+                # the power taken of 1 where b == 0: a ** -1 at a == 0 would be inf there,
+                # and its derivative (0 from the where, times inf) a nan second derivative
+                base = Where.call(1.0, a, b == 0)
+                ga = g * Where.call(0.0, b * base ** (b - 1), b == 0)
             if self.needs_grad[1]:
                 limit = (a == 0) & (b >= 0)  # (log a stays -inf where 0^b is inf)
                 gb = g * Where.call(0.0, out * Log.call(Where.call(1.0, a, limit)), limit)
