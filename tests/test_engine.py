@@ -362,3 +362,12 @@ def test_a_leaf_hook_that_raises_leaves_every_grad_as_it_was():
     with pytest.raises(RuntimeError, match="boom"):
         (x * y).sum().backward()
     assert x.grad is None and y.grad is None
+
+
+def test_a_root_that_another_root_depends_on_gets_both_gradients():
+    # b = a^2 and c = 3b: d(2b + c)/da with b and c both roots, b visited last
+    a = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = a * a
+    c = b * 3.0
+    (ga,) = tg.grad([c, b], [a], grad_outputs=[np.ones(2), 2 * np.ones(2)])
+    np.testing.assert_array_equal(ga.data, (3 + 2) * 2 * a.data)

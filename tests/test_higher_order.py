@@ -97,7 +97,7 @@ def elementwise_binary(draw, ours, theirs, denominator=normal, numerator=normal,
 
 @st.composite
 def unary(draw, ours, theirs, data=normal, square=False, allow_empty=True):
-    shape = draw(any_shapes() if allow_empty else shapes())
+    shape = draw(any_shapes() if allow_empty else shapes(empty=False))
     f, g = (squared(ours), squared(theirs)) if square else (ours, theirs)
     return Case(f, g, [data(draw(SEEDS), shape)])
 
@@ -140,7 +140,7 @@ def linear_case(draw):
 @st.composite
 def shape_and_axis(draw, allow_empty=True):
     """A shape and a reduction axis: None, an int or a tuple, negatives included."""
-    shape = draw(any_shapes() if allow_empty else shapes())
+    shape = draw(any_shapes() if allow_empty else shapes(empty=False))
     if not shape:
         return shape, None
     ndim = len(shape)
@@ -186,7 +186,7 @@ def permute_case(draw):
 @st.composite
 def getitem_case(draw):
     """Basic indices (torch has no negative steps), repeated integer arrays, masks."""
-    shape = draw(shapes(min_dims=1))
+    shape = draw(shapes(min_dims=1, empty=False))  # (an integer index needs a place)
     seed = draw(SEEDS)
     rng = np.random.default_rng(seed)
     kind = draw(st.sampled_from(["basic", "integers", "mask"]))

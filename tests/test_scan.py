@@ -518,3 +518,14 @@ def test_a_replayed_layer_peaks_at_no_more_memory_than_the_unrolled_graph(layer_
     # a<t>, so the LSTM's stacked c<t> is one (T, B, n) more.
     extra = states * (len(layer.cell_class.state_names) - 1)
     assert replayed <= unrolled + extra + states / 4, (replayed / states, unrolled / states)
+
+
+def test_a_recorded_backward_through_a_scan_says_to_unroll_and_works_unrolled():
+    make, weights, init, xs = _elman_problem()
+    out = tg.scan(make(*weights), init, xs)
+    with pytest.raises(RuntimeError, match="tg.unrolled"):
+        tg.grad(out.sum(), [weights[0]], create_graph=True)
+    with tg.unrolled():
+        out = tg.scan(make(*weights), init, xs)
+    (g,) = tg.grad(out.sum(), [weights[0]], create_graph=True)
+    assert g.requires_grad

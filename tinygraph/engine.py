@@ -127,7 +127,6 @@ class Op:
     __slots__ = ("parents", "needs_grad", "saved", "versions", "assignments", "scope",
                  "out_shape", "out_dtype", "out_name", "holds", "__dict__")
     saves_inputs = saves_output = broadcasts = False
-    # Rarely set, so kept as class defaults rather than written on every node.
     hooks = None     # functions called with the gradient arriving at the output
     out_ref = None   # a weak reference to the output tensor, once retain_grad() asks
     out_version = 0  # the output tensor's version (its .data reassigned since?)
@@ -156,9 +155,10 @@ class Op:
             versions.append(t._version)
         try:
             data = op.forward(*arrays, **options)
-        except (ValueError, IndexError) as err:
-            message = f"{op.name}: {err} (input shapes {' and '.join(str(a.shape) for a in arrays)})"
-            raise (IndexError if isinstance(err, IndexError) else ShapeError)(message) from None
+        except (ValueError, IndexError) as err:  # named: the op, and the shapes it got
+            raise (IndexError if isinstance(err, IndexError) else ShapeError)(
+                f"{op.name}: {err} (input shapes {' and '.join(str(a.shape) for a in arrays)})"
+            ) from None
         if type(data) is not np.ndarray:  # NumPy returns scalars from full reductions
             data = np.asarray(data)
         recorded = Mode.grad_enabled and True in needs_grad
@@ -169,15 +169,12 @@ class Op:
             return out
         data.setflags(write=False)  # a write into a saved array would corrupt backward
         op.parents, op.needs_grad, op.holds = tuple(parents), tuple(needs_grad), ()
-        if cls.saves_inputs:
-            op.saved = (data if cls.saves_output else None, *arrays)
-            op.versions = tuple(versions)
-            for t in inputs:
-                if t._node is None:  # a leaf's array: read-only while this node keeps it
-                    op.holds += hold(t._data)
-        else:
-            op.saved = (data if cls.saves_output else None,) + (None,) * len(arrays)
-            op.versions = None
+        op.saved = (data if cls.saves_output else None,
+                    *(arrays if cls.saves_inputs else [None] * len(arrays)))
+        op.versions = tuple(versions) if cls.saves_inputs else None
+        for t in inputs if cls.saves_inputs else ():
+            if t._node is None:  # a leaf's array: read-only while this node keeps it
+                op.holds += hold(t._data)
         op.assignments, op.scope = Tensor.assignments, Mode.scope
         op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
@@ -207,8 +204,7 @@ class _Hold:
 def hold(array):
     """(the _Hold of ``array``,) for a node to keep; () if the array was read-only
     already (an op's output, or made so by its owner)."""
-    held = _holds.get(id(array))
-    held = held() if held is not None else None
+    held = _holds.get(id(array), lambda: None)()
     if held is None and array.flags.writeable:
         held = _Hold(array)
     return () if held is None else (held,)
@@ -220,9 +216,15 @@ def reachable(roots):
     on, each node after all of its consumers: an iterative depth-first search, parents
     in input order (the same order every run). Depth first keeps memory low: backward
     uses each gradient soon after making it."""
-    nodes, leaves, seen = [], [r for r in roots if not isinstance(r, Op)], set(roots)
-    for root in dict.fromkeys(roots):  # (each once)
-        stack = [(root, iter(root.parents))] if isinstance(root, Op) else []
+    nodes, leaves, seen = [], [], set()
+    for root in roots:
+        if root in seen:  # (a root that an earlier one depends on is listed already)
+            continue
+        seen.add(root)
+        if not isinstance(root, Op):
+            leaves.append(root)
+            continue
+        stack = [(root, iter(root.parents))]
         while stack:
             node, parents = stack[-1]
             for parent in parents:
@@ -382,10 +384,10 @@ def unbroadcast(grad, shape, op):
 
 
 def _run_hooks(hooks, grad):
-    for hook in hooks:
+    for hook in hooks:  # a hook may return a replacement
         replaced = hook(grad)
-        if replaced is not None:
-            grad = replaced if isinstance(replaced, Tensor) else np.asarray(replaced)
+        grad = grad if replaced is None else replaced if isinstance(replaced, Tensor) \
+            else np.asarray(replaced)
     return grad
 
 

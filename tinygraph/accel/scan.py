@@ -491,6 +491,11 @@ class Scan(Op):
         return np.stack(per_step).reshape(steps, -1) if k == 1 else rows
 
     def backward(self, g, out, *inputs):
+        if isinstance(g, Tensor):
+            raise RuntimeError(
+                "a recorded backward (create_graph=True, tg.grad of a gradient) through "
+                "tg.scan: the replay runs on arrays only; run the loop under "
+                "tg.unrolled() to differentiate through it twice")
         tapes, program, reverse = self.tapes, self.program, self.reverse
         k, m = program.n_carry, program.n_xs
         n_inputs, outputs, shapes = program.n_inputs, program.outputs, program.shapes
