@@ -42,12 +42,14 @@ class using(ContextDecorator):
         self.settings, self.values, self.outer = settings, values, []
 
     def __enter__(self):
-        self.outer.append({name: getattr(self.settings, name) for name in self.values})
+        previous = []  # (a plain loop: an unroll enters one scope per time step)
         for name, value in self.values.items():
+            previous.append((name, getattr(self.settings, name)))
             setattr(self.settings, name, value)
+        self.outer.append(previous)
 
     def __exit__(self, *exception):
-        for name, value in self.outer.pop().items():
+        for name, value in self.outer.pop():
             setattr(self.settings, name, value)
 
 
@@ -202,8 +204,10 @@ class _Hold:
 
 
 def hold(array):
-    """(the _Hold of ``array``,) for a node to keep; () if the array was read-only
-    already (an op's output, or made so by its owner)."""
+    """(the _Hold of the array that owns ``array``'s memory,) for a node to keep; () if
+    it was read-only already (an op's output, or made so by its owner)."""
+    while isinstance(array.base, np.ndarray):  # a view (x[t]): guard what it views
+        array = array.base
     held = _holds.get(id(array), lambda: None)()
     if held is None and array.flags.writeable:
         held = _Hold(array)
@@ -257,12 +261,10 @@ def accumulate(total, grad):
 def backward(root, grad=None, retain_graph=None, create_graph=False):
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
-    ``grad`` is d(loss)/d(root); it may be omitted only when ``root`` has one element.
-    Unless ``retain_graph`` is true (it defaults to ``create_graph``), each node's saved
-    arrays are released once its backward has run. A leaf that ``root`` does not depend
-    on keeps ``.grad`` None, not zeros. With ``create_graph`` the ``.grad``s are tensors,
-    recorded as a graph of their own.
-    """
+    ``grad`` is d(loss)/d(root), needed unless ``root`` has one element. Unless
+    ``retain_graph`` (default: ``create_graph``), saved arrays go as the walk passes. A
+    leaf ``root`` does not depend on keeps ``.grad`` None, not zeros. With
+    ``create_graph`` the ``.grad``s are tensors, recorded as a graph of their own."""
     grads = backprop([root], [grad], retain_graph, create_graph, "backward()")
     arrived = [(leaf, _leaf_grad(leaf, g)) for leaf, g in grads.items()]
     for leaf, g in arrived:  # hooks and checks first: an error there changes no .grad
@@ -289,7 +291,8 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
             g = pending.pop(node, None)
             if g is None:
                 continue
-            g = _value(g)
+            if type(g) is not np.ndarray:
+                g = _value(g)
             if node.hooks or node.out_ref is not None:
                 g = _arrived(node, g, create_graph)
             if node in wanted:
@@ -324,8 +327,7 @@ def _check(nodes):
 
 
 def _arrived(node, grad, create_graph):
-    """The gradient arriving at ``node``'s output after its hooks; kept in the output's
-    ``.grad`` if ``retain_grad()`` asked for it."""
+    """The gradient at ``node``'s output after its hooks (kept if retain_grad() asked)."""
     grad = _run_hooks(node.hooks, grad) if node.hooks else grad
     kept = node.output()
     if kept is not None:

@@ -160,7 +160,7 @@ class Linear(Op):
 
 def _rows(x):
     """x as a matrix of its rows (the last axis), zero rows included."""
-    return x.reshape((math.prod(x.shape[:-1]), x.shape[-1]))
+    return x if x.ndim == 2 else x.reshape((math.prod(x.shape[:-1]), x.shape[-1]))
 
 
 # ---- elementwise, one input -------------------------------------------------------
@@ -550,11 +550,13 @@ def as_tensor(x, like=None):
 
 def _tensors(values):
     """The inputs of an op as tensors; numbers take the first float input's precision."""
-    like = None
     for v in values:
-        if isinstance(v, (Tensor, np.ndarray)) and v.dtype.kind == "f":
-            like = v
+        if type(v) is not Tensor:
             break
+    else:
+        return values  # (tensors only: nothing to convert)
+    like = next((v for v in values if isinstance(v, (Tensor, np.ndarray))
+                 and v.dtype.kind == "f"), None)
     return [as_tensor(v, like) for v in values]
 
 

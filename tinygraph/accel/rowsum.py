@@ -33,7 +33,8 @@ class RowSum:
     def __init__(self, G, X=None):
         self.G, self.X = [G], None if X is None else [X]
         self.shape = G.shape[1:] if X is None else (G.shape[1], X.shape[1])
-        self.dtype = G.dtype if X is None else np.result_type(G.dtype, X.dtype)
+        self.dtype = G.dtype if X is None or X.dtype == G.dtype else np.result_type(
+            G.dtype, X.dtype)
         self.rows, self.done = len(G), None
 
     def evaluate(self):
