@@ -295,7 +295,7 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                 g = _value(g)
             if node.hooks or node.out_ref is not None:
                 g = _arrived(node, g, create_graph)
-            if node in wanted:
+            if wanted and node in wanted:
                 found[node] = g
             parent_grads = node.backward(g, *(_as_tensors(node) if create_graph
                                               else node.saved))
@@ -307,9 +307,10 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                 node.saved, node.holds = None, ()
             for parent, parent_grad in zip(node.parents, parent_grads):
                 if parent_grad is not None:
-                    if node.broadcasts:
-                        parent_grad = unbroadcast(parent_grad, parent.out_shape if
-                                                  isinstance(parent, Op) else parent.shape, node)
+                    if node.broadcasts:  # (the shapes differ only where inputs broadcast)
+                        shape = parent.out_shape if isinstance(parent, Op) else parent.shape
+                        if parent_grad.shape != shape:
+                            parent_grad = unbroadcast(parent_grad, shape, node)
                     total = pending.get(parent)  # (None for the first gradient to arrive)
                     pending[parent] = parent_grad if total is None else accumulate(total,
                                                                                    parent_grad)

@@ -551,7 +551,7 @@ def as_tensor(x, like=None):
 def _tensors(values):
     """The inputs of an op as tensors; numbers take the first float input's precision."""
     for v in values:
-        if type(v) is not Tensor:
+        if not isinstance(v, Tensor):
             break
     else:
         return values  # (tensors only: nothing to convert)
@@ -593,7 +593,7 @@ def register(cls, *methods, reflected=()):
     def function(*args, **options):
         if len(args) <= n_inputs and not (options or variadic or adapted):
             for x in args:  # the common case, tensors only: no conversions
-                if type(x) is not Tensor:
+                if not isinstance(x, Tensor):
                     break
             else:
                 return cls.apply(*args)
