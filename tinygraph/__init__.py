@@ -10,12 +10,13 @@ The core is three files: tensor.py, engine.py, ops.py (see the README's engine s
 from .engine import (GraphFreedError, ModifiedError, ShapeError, enable_grad,
                      is_grad_enabled, no_grad, scope, set_grad_enabled)
 from .tensor import Tensor, tensor
-from .ops import (add, broadcast_to, concat, div, exp, getitem, linear, log, log_softmax,
-                  matmul, max, mean, mul, neg, permute, pow, relu, reshape, sigmoid,
-                  softplus, stack, sub, sum, tanh, transpose, where)
+from .ops import (add, broadcast_to, concat, div, exp, getitem, log, log_softmax, max, mean,
+                  mul, neg, permute, pow, relu, reshape, sigmoid, softplus, stack, sub, sum,
+                  tanh, transpose, where)
 from .anomaly import AnomalyError, detect_anomaly
-from .accel import scan, unrolled
 from . import accel
+from .accel import scan, unrolled
+from .ops import linear, matmul  # as the accelerator registered them: accel/rowsum.py
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .derivatives import grad, hvp, jvp, vjp
 from .stats import GraphStats, graph_stats, record_contributions

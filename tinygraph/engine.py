@@ -16,7 +16,7 @@ Read it in this order:
 
 The one hook for code outside the core is ``observers``: objects told of every op
 applied and of what each node's backward sends (anomaly mode, ``record_contributions``
-and the accelerator, ``tinygraph.accel``, are observers).
+and ``tg.scan``'s tracer are observers).
 """
 import weakref
 from contextlib import ContextDecorator, contextmanager
@@ -116,15 +116,12 @@ class ModifiedError(RuntimeError):
 class Op:
     """A primitive operation, and, once applied, the graph node that records it.
 
-    A subclass defines ``forward(*arrays, **options) -> ndarray`` and, beside it,
-    ``backward(g, out, *inputs)``, its vector-Jacobian product: one gradient per input
-    (a bare gradient for one input), or None where ``self.needs_grad`` says nobody
-    wants it. ``out`` and ``inputs`` are given where the class sets ``saves_output`` /
-    ``saves_inputs`` (else None): arrays, or tensors when the backward is recorded, so
-    a VJP uses only operations that work on both. Where the class sets ``broadcasts``,
-    the engine sums each gradient back to its input's shape. What else forward keeps on
-    ``self`` (shapes, masks) is a constant of the VJP.
-    """
+    A subclass defines ``forward(*arrays, **options) -> ndarray`` and beside it its VJP,
+    ``backward(g, out, *inputs)``: a gradient per input (bare for one input; None where
+    ``self.needs_grad`` says none is wanted). ``out``/``inputs`` are there where the class
+    ``saves_output``/``saves_inputs`` (else None): arrays, or tensors when the backward
+    is recorded. Where it ``broadcasts``, the engine sums gradients back to the inputs'
+    shapes. What else forward keeps on ``self`` (shapes, masks) is a VJP constant."""
 
     __slots__ = ("parents", "needs_grad", "saved", "versions", "assignments", "scope",
                  "out_shape", "out_dtype", "out_name", "holds", "__dict__")
@@ -204,11 +201,12 @@ class _Hold:
 
 
 def hold(array):
-    """(the _Hold of the array that owns ``array``'s memory,) for a node to keep; () if
-    it was read-only already (an op's output, or made so by its owner)."""
-    while isinstance(array.base, np.ndarray):  # a view (x[t]): guard what it views
+    """(the _Hold of what owns ``array``'s memory,) for a node; () if it is read-only."""
+    ref = _holds.get(id(array))  # (most often a weight's own array, held already)
+    while ref is None and isinstance(array.base, np.ndarray):  # a view (x[t]): its base
         array = array.base
-    held = _holds.get(id(array), lambda: None)()
+        ref = _holds.get(id(array))
+    held = None if ref is None else ref()
     if held is None and array.flags.writeable:
         held = _Hold(array)
     return () if held is None else (held,)

@@ -15,7 +15,6 @@ import numpy as np
 
 from . import functional as F
 from . import init, ops
-from .accel.rowsum import lazy_weight_gradients
 from .engine import ShapeError
 from .tensor import Tensor
 
@@ -81,8 +80,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        with lazy_weight_gradients():  # speed only: see tinygraph.accel.rowsum
-            return self.forward(*args, **kwargs)
+        return self.forward(*args, **kwargs)
 
     # ---- walking the tree ------------------------------------------------------------
     def _walk(self, prefix=""):

@@ -6,15 +6,16 @@ joining the rows of every G_t and X_t and multiplying once is what a careful
 hand-written BPTT does, and at a batch of one it makes a training step 1.4-1.6x
 faster (benchmarks/README.md). ``RowSum`` is that gradient, not yet multiplied out.
 
-While ``lazy_weight_gradients()`` is on (``nn.Module.__call__`` turns it on), the
-engine's observer hook hands every new ``linear`` node, and every ``matmul`` node
-whose right operand is a matrix, a backward that returns a ``RowSum`` for the weight.
-The values are those of the core's VJPs (tests compare them); a recorded backward
-(``create_graph``) uses the core's VJPs as they are.
+This module registers two subclasses of the core's ops under the core's names
+(``tg.linear``, ``tg.matmul`` and ``@``): the same forward, and a first-order backward
+that returns a ``RowSum`` for the weight (the right operand of a matmul, when it is a
+matrix). Their values are those of the core's VJPs (tests compare them), and a
+recorded backward (``create_graph``) runs the core's VJPs as they are.
 """
 import numpy as np
 
-from .. import engine, ops
+from .. import ops
+from ..ops import register
 from ..tensor import Tensor
 
 
@@ -93,33 +94,6 @@ class MatMul(ops.MatMul):
         return ga, gb
 
 
-_LAZY = {ops.Linear: Linear, ops.MatMul: MatMul}
-
-
-class _LazyWeightGradients:
-    """The engine observer that gives new linear and matmul nodes the classes above
-    (the same data, another backward)."""
-
-    def forward(self, op, inputs, options, out):
-        lazy = _LAZY.get(type(op))
-        if lazy is not None:
-            op.__class__ = lazy
-
-    def backward(self, node, grads):
-        pass
-
-
-class lazy_weight_gradients:
-    """Inside the block, weight gradients are ``RowSum``s (see the module docstring).
-    Nested blocks share the outermost one's observer."""
-
-    _observer = _LazyWeightGradients()
-
-    def __enter__(self):
-        self.added = self._observer not in engine.observers
-        if self.added:
-            engine.observers.append(self._observer)
-
-    def __exit__(self, *exception):
-        if self.added:
-            engine.observers.remove(self._observer)
+# The core's names now make these (every module reads them as ops.linear, tg.linear, @).
+ops.linear = register(Linear)
+ops.matmul = register(MatMul, "__matmul__", "matmul", reflected=["__rmatmul__"])
