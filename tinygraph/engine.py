@@ -11,12 +11,11 @@ Read it in this order:
    applies its vector-Jacobian product and sends one gradient to each parent. Leaves
    add what they get to ``.grad``. Saved arrays go as the walk passes, unless
    ``retain_graph=True``.
-3. With ``create_graph=True`` the same walk hands the VJPs tensors instead of arrays,
-   so the backward pass is itself recorded: gradients of gradients (``tg.grad``).
+3. With ``create_graph=True`` the walk hands the VJPs tensors, not arrays, so the
+   backward pass is itself recorded: gradients of gradients (``tg.grad``).
 
-The one hook for code outside the core is ``observers``: objects told of every op
-applied and of what each node's backward sends (anomaly mode, ``record_contributions``
-and ``tg.scan``'s tracer are observers).
+The one hook for code outside the core is ``observers``, told of each op applied and
+of what each node's backward sends (anomaly mode, record_contributions, scan's tracer).
 """
 import weakref
 from contextlib import ContextDecorator, contextmanager
@@ -29,8 +28,7 @@ from .tensor import Tensor
 # ---- modes: process-wide settings, each changed only inside a with-block --------------
 class Mode:
     """What ops read while they run; changed only by ``using`` (every mode is one)."""
-    grad_enabled = True   # False inside no_grad(): ops record no graph
-    scope = ()            # the labels of the enclosing tg.scope blocks, outermost first
+    grad_enabled, scope = True, ()  # no_grad() turns the first off; tg.scope labels
     retain_graph = False  # during a backward: are the saved arrays kept? (scan reads it)
 
 
@@ -168,12 +166,14 @@ class Op:
             return out
         data.setflags(write=False)  # a write into a saved array would corrupt backward
         op.parents, op.needs_grad, op.holds = tuple(parents), tuple(needs_grad), ()
-        op.saved = (data if cls.saves_output else None,
-                    *(arrays if cls.saves_inputs else [None] * len(arrays)))
-        op.versions = tuple(versions) if cls.saves_inputs else None
-        for t in inputs if cls.saves_inputs else ():
-            if t._node is None:  # a leaf's array: read-only while this node keeps it
-                op.holds += hold(t._data)
+        if cls.saves_inputs:
+            op.saved, op.versions = (data if cls.saves_output else None, *arrays), tuple(versions)
+            for t in inputs:
+                if t._node is None:  # a leaf's array: read-only while this node keeps it
+                    op.holds += hold(t._data)
+        else:
+            op.saved = (data if cls.saves_output else None,) + (None,) * len(arrays)
+            op.versions = None
         op.assignments, op.scope = Tensor.assignments, Mode.scope
         op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
@@ -306,7 +306,7 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
             for parent, parent_grad in zip(node.parents, parent_grads):
                 if parent_grad is not None:
                     if node.broadcasts:  # (the shapes differ only where inputs broadcast)
-                        shape = parent.out_shape if isinstance(parent, Op) else parent.shape
+                        shape = parent.out_shape if isinstance(parent, Op) else parent._data.shape
                         if parent_grad.shape != shape:
                             parent_grad = unbroadcast(parent_grad, shape, node)
                     total = pending.get(parent)  # (None for the first gradient to arrive)

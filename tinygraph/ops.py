@@ -588,23 +588,27 @@ def register(cls, *methods, reflected=()):
             inputs.pop()
         return inputs, options
 
-    adapted = hasattr(cls, "arguments")
+    adapter, apply = getattr(cls, "arguments", None), cls.apply
+    simple = not variadic and adapter is None
 
     def function(*args, **options):
-        if len(args) <= n_inputs and not (options or variadic or adapted):
-            for x in args:  # the common case, tensors only: no conversions
-                if not isinstance(x, Tensor):
-                    break
-            else:
-                return cls.apply(*args)
-        inputs, options = cls.arguments(*args, **options) if adapted else arguments(
-            args, options)
-        return cls.apply(*_tensors(inputs), **options)
+        # The common cases, one or two tensors, called directly (no packing: a call with
+        # *args costs CPython 3.11 more than the rest of the wrapper).
+        if simple and not options:
+            if len(args) == 1 and isinstance(args[0], Tensor):
+                return apply(args[0])
+            if len(args) == 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
+                return apply(args[0], args[1])
+            if len(args) == 3 and all(isinstance(x, Tensor) for x in args):  # linear's
+                return apply(*args)
+        inputs, options = arguments(args, options) if adapter is None else adapter(
+            *args, **options)
+        return apply(*_tensors(inputs), **options)
 
     def call(*args, **options):
         inputs, options = arguments(args, options)
         if any(isinstance(x, Tensor) for x in inputs):
-            return cls.apply(*_tensors(inputs), **options)
+            return apply(*_tensors(inputs), **options)
         return cls().forward(*inputs, **options)
 
     function.__name__ = function.__qualname__ = name

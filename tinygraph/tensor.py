@@ -40,8 +40,8 @@ class Tensor:
         """A tensor around ``array`` without checks (for ops' results); ``node``, if
         given, is the graph node that computed it."""
         t = cls.__new__(cls)
-        t._data, t.grad, t._requires_grad, t._name = array, None, node is not None, None
-        t._node, t._hooks, t._version = node, None, 0
+        t._data, t._node, t._requires_grad, t._version = array, node, node is not None, 0
+        t.grad = t._name = t._hooks = None
         return t
 
     # ---- the array -------------------------------------------------------------
