@@ -166,17 +166,20 @@ class Op:
             return out
         data.setflags(write=False)  # a write into a saved array would corrupt backward
         op.parents, op.needs_grad, op.holds = tuple(parents), tuple(needs_grad), ()
-        if cls.saves_inputs:
-            op.saved, op.versions = (data if cls.saves_output else None, *arrays), tuple(versions)
-            for t in inputs:
-                if t._node is None:  # a leaf's array: read-only while this node keeps it
-                    op.holds += hold(t._data)
-        else:
-            op.saved = (data if cls.saves_output else None,) + (None,) * len(arrays)
-            op.versions = None
+        op.saved = cls.keep(data, arrays)
+        op.versions = tuple(versions) if cls.saves_inputs else None
+        for t, kept in zip(inputs, op.saved[1:]) if cls.saves_inputs else ():
+            if kept is not None and t._node is None:  # a leaf's: read-only while kept
+                op.holds += hold(kept)
         op.assignments, op.scope = Tensor.assignments, Mode.scope
         op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
+
+    @classmethod
+    def keep(cls, out, arrays):
+        """(out, *inputs) as kept for backward; ``saves_inputs``: True, False or k (first k)."""
+        n = len(arrays) if cls.saves_inputs is True else cls.saves_inputs
+        return (out if cls.saves_output else None, *arrays[:n]) + (None,) * (len(arrays) - n)
 
     def __repr__(self):
         return f"<{self.name} node>"
@@ -247,8 +250,7 @@ def reachable(roots):
 
 def toposort(root):
     """The vertices ``root`` depends on in backward's order: op nodes, then leaves."""
-    nodes, leaves = reachable([root])
-    return nodes + leaves
+    return sum(reachable([root]), [])
 
 
 def accumulate(total, grad):

@@ -139,7 +139,7 @@ class Linear(Op):
     dL/dW = G^T X and dL/db = g (summed to b's shape by the engine).
     """
 
-    saves_inputs = broadcasts = True
+    saves_inputs, broadcasts = 2, True  # (x and W: b's gradient needs neither)
 
     def forward(self, x, W, b=None):
         if W.ndim != 2:
@@ -155,7 +155,7 @@ class Linear(Op):
         g_rows = _rows(g)
         gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
         gW = _swap_last(g_rows) @ _rows(x) if self.needs_grad[1] else None
-        return (gx, gW) if b is None else (gx, gW, g)
+        return gx, gW, g  # (for a linear without b, the engine drops the third)
 
 
 def _rows(x):
@@ -594,7 +594,7 @@ def register(cls, *methods, reflected=()):
     def function(*args, **options):
         # The common cases, one or two tensors, called directly (no packing: a call with
         # *args costs CPython 3.11 more than the rest of the wrapper).
-        if simple and not options:
+        if simple and not options and len(args) <= n_inputs:
             if len(args) == 1 and isinstance(args[0], Tensor):
                 return apply(args[0])
             if len(args) == 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):

@@ -87,15 +87,15 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, not shape {self.shape}")
-        return self._data.item()
+        return self.data.item()
 
     def numpy(self):
         """The underlying array (shared, not copied), as ``tensor.detach().numpy()``."""
-        return self._data
+        return self.data
 
     def __float__(self): return float(self.item())
     def __int__(self): return int(self.item())
-    def __bool__(self): return bool(self._data)
+    def __bool__(self): return bool(self.data)
     def __iter__(self): return (self[i] for i in range(len(self)))
 
     # ---- gradient bookkeeping -----------------------------------------------------
@@ -158,18 +158,19 @@ class Tensor:
             ["requires_grad=True"] * self._requires_grad)
         return f"Tensor({values}, {', '.join(fields)})"
 
-    # Comparisons are not differentiable: they return plain boolean arrays.
-    def __lt__(self, other): return self._data < _array(other)
-    def __le__(self, other): return self._data <= _array(other)
-    def __gt__(self, other): return self._data > _array(other)
-    def __ge__(self, other): return self._data >= _array(other)
-    def __eq__(self, other): return self._data == _array(other)
-    def __ne__(self, other): return self._data != _array(other)
+    # Comparisons are not differentiable: plain boolean arrays. (Reading values goes
+    # through .data, which a subclass may watch: scan's tracer does.)
+    def __lt__(self, other): return self.data < _array(other)
+    def __le__(self, other): return self.data <= _array(other)
+    def __gt__(self, other): return self.data > _array(other)
+    def __ge__(self, other): return self.data >= _array(other)
+    def __eq__(self, other): return self.data == _array(other)
+    def __ne__(self, other): return self.data != _array(other)
     __hash__ = object.__hash__  # identity, so tensors can key dicts and sets
 
 
 def _array(x):
-    return x._data if isinstance(x, Tensor) else x
+    return x.data if isinstance(x, Tensor) else x
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):

@@ -71,15 +71,17 @@ class Linear(ops.Linear):
     """``ops.Linear`` whose first-order backward returns the weight's (and a bias's of
     shape (out,)) gradient as a ``RowSum``."""
 
+    def forward(self, x, W, b=None):
+        self.bias_per_row = b is not None and b.shape == W.shape[:1]
+        return super().forward(x, W, b)
+
     def backward(self, g, out, x, W, b=None):
         if isinstance(g, Tensor):  # a recorded backward: the core's VJP
-            return super().backward(g, out, x, W, *([] if b is None else [b]))
+            return super().backward(g, out, x, W)
         g_rows = ops._rows(g)
         gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
         gW = RowSum(g_rows, ops._rows(x)) if self.needs_grad[1] else None
-        if b is None:
-            return gx, gW
-        return gx, gW, RowSum(g_rows) if b.shape == W.shape[:1] else g
+        return gx, gW, RowSum(g_rows) if self.bias_per_row else g
 
 
 class MatMul(ops.MatMul):

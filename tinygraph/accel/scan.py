@@ -10,7 +10,7 @@ functions on plain arrays for every step, and, in backward, their ``backward``
 functions in reverse, step by step (backpropagation through the loop). The whole
 loop is one ``scan`` node of the graph; a weight used at every step is one of its
 inputs, and its gradient is the sum of every step's contribution, built with one
-matrix product per 1,024 rows where the ops allow it (``deferred.RowSum``).
+matrix product per 1,024 rows where the ops allow it (``accel.rowsum.RowSum``).
 
 What ``step`` may do: apply tinygraph ops to the carry, to the step's inputs and to
 any tensor from outside (weights, constants), with ``no_grad()`` blocks if it likes,
@@ -178,29 +178,6 @@ class _Traced(Tensor):
     def data(self, value):
         _refuse("assigning .data")
 
-    def numpy(self):
-        return self.data
-
-    def item(self):
-        return self.data.item()
-
-    def __bool__(self):
-        return bool(self.data)
-
-    def __float__(self):
-        return float(self.data)
-
-    def __int__(self):
-        return int(self.data)
-
-    def __lt__(self, other): return self.data < _value_of(other)
-    def __le__(self, other): return self.data <= _value_of(other)
-    def __gt__(self, other): return self.data > _value_of(other)
-    def __ge__(self, other): return self.data >= _value_of(other)
-    def __eq__(self, other): return self.data == _value_of(other)
-    def __ne__(self, other): return self.data != _value_of(other)
-    __hash__ = Tensor.__hash__
-
     def detach(self):
         _refuse("detach()", "compute the value in a tg.no_grad() block of the step "
                             "(that replays), or ")
@@ -210,10 +187,6 @@ class _Traced(Tensor):
 
     def register_hook(self, hook):
         _refuse("register_hook()")
-
-
-def _value_of(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 class Program:
@@ -471,8 +444,7 @@ class Scan(Op):
                     out = np.asarray(out)
                 env.append(out)
                 if keep:  # what the backward of a graph node would read
-                    tape.append((op, (out if cls.saves_output else None,
-                                      *(inputs if cls.saves_inputs else (None,) * len(inputs)))))
+                    tape.append((op, cls.keep(out, inputs)))
                 else:
                     tape.append(None)  # (the loop records no node for it)
             carry = [env[s] for s in outputs]
