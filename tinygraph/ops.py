@@ -272,6 +272,8 @@ def _kept_shape(shape, axes):
 class Sum(Op):
     """out = sum of x over ``axis``;  dL/dx = g broadcast back over the summed axes."""
 
+    __slots__ = ("shape", "axes")  # (what forward keeps for the VJP)
+
     def forward(self, x, *, axis=None, keepdims=False):
         self.shape, self.axes = x.shape, _axes(axis, x.ndim)
         return np.sum(x, axis=self.axes, keepdims=keepdims)
@@ -282,6 +284,8 @@ class Sum(Op):
 
 class Mean(Op):
     """out = mean of x over ``axis`` (n elements each);  dL/dx = g / n, broadcast back."""
+
+    __slots__ = ("shape", "axes", "n")  # (what forward keeps for the VJP)
 
     def forward(self, x, *, axis=None, keepdims=False):
         self.shape, self.axes = x.shape, _axes(axis, x.ndim)
@@ -301,6 +305,8 @@ class Max(Op):
     maximum, each gets g / k (as ``torch.amax``), so the gradient still sums to g.
     """
 
+    __slots__ = ("axes", "share")  # (what forward keeps for the VJP)
+
     def forward(self, x, *, axis=None, keepdims=False):
         self.axes = _axes(axis, x.ndim)
         empty = [a for a in self.axes if x.shape[a] == 0]
@@ -319,6 +325,8 @@ class Max(Op):
 # ---- shape and indexing -------------------------------------------------------------
 class Reshape(Op):
     """out = x with a new shape (one entry may be -1);  dL/dx = g reshaped back."""
+
+    __slots__ = ("shape",)  # (what forward keeps for the VJP)
 
     def forward(self, x, *, shape):
         self.shape = x.shape
@@ -355,6 +363,8 @@ class Transpose(Op):
     """out = x with its axes permuted (reversed when ``axes`` is None);
     dL/dx = g permuted by the inverse permutation."""
 
+    __slots__ = ("axes",)  # (what forward keeps for the VJP)
+
     def forward(self, x, *, axes=None):
         out = np.transpose(x, axes)  # checks that axes are a permutation
         # non-negative, so that argsort gives the inverse permutation
@@ -381,6 +391,8 @@ class GetItem(Op):
     dL/dx is zero except at the selected places, which receive g. An integer array
     may select one place several times; its gradients then add up.
     """
+
+    __slots__ = ("shape", "index")  # (what forward keeps for the VJP)
 
     def forward(self, x, *, index):
         self.shape, self.index = x.shape, index
@@ -411,6 +423,8 @@ def _plain_index(index):
 class IndexAdd(Op):
     """out = zeros of ``shape`` with g added at [index] (repeated places add up): the
     VJP of indexing, as an op;  dL/dg = g_out[index]."""
+
+    __slots__ = ("index",)  # (what forward keeps for the VJP)
 
     def forward(self, g, *, shape, index):
         self.index = index
@@ -467,6 +481,8 @@ def _may_repeat(index):
 class Concat(Op):
     """out = the inputs joined along ``axis``;  each dL/dx_i is its slice of g."""
 
+    __slots__ = ("axis", "ends")  # (what forward keeps for the VJP)
+
     def forward(self, *arrays, axis=0):
         out = np.concatenate(arrays, axis=axis)
         self.axis = axis % out.ndim
@@ -481,6 +497,8 @@ class Concat(Op):
 
 class Stack(Op):
     """out = the inputs stacked along a new ``axis``;  dL/dx_i = g[..., i, ...]."""
+
+    __slots__ = ("axis",)  # (what forward keeps for the VJP)
 
     def forward(self, *arrays, axis=0):
         out = np.stack(arrays, axis=axis)
@@ -499,6 +517,8 @@ class Where(Op):
     The condition is a third input (read as booleans, never differentiated), so that a
     loop can feed it a new one at every step.
     """
+
+    __slots__ = ("condition",)  # (what forward keeps for the VJP)
 
     broadcasts = True
 
@@ -520,6 +540,8 @@ class Where(Op):
 class LogSoftmax(Op):
     """out = x - log(sum(exp(x))) along ``axis``, computed after subtracting the max so
     that logits of any size stay finite;  dL/dx = g - softmax(x) sum(g)."""
+
+    __slots__ = ("axis",)  # (what forward keeps for the VJP)
 
     saves_output = True
 

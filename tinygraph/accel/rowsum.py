@@ -71,6 +71,8 @@ class Linear(ops.Linear):
     """``ops.Linear`` whose first-order backward returns the weight's (and a bias's of
     shape (out,)) gradient as a ``RowSum``."""
 
+    __slots__ = ("bias_per_row",)
+
     def forward(self, x, W, b=None):
         self.bias_per_row = b is not None and b.shape == W.shape[:1]
         return super().forward(x, W, b)

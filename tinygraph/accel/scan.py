@@ -26,7 +26,8 @@ at the two steps, a per-step value given to an op as a parameter (an index tenso
 or a tensor made outside the ops that differs between the steps or lies in a
 per-step value's memory. A tensor kept from inside the step (appended to a list, say)
 cannot be backpropagated: only the carry leaves the scan. What none of this sees are
-Python decisions and side effects that use no tensor's values.
+Python decisions and side effects that use no tensor's values. A recorded backward
+(``create_graph=True``) through a scan raises: the replay runs on arrays only.
 
 ``with tg.unrolled():`` makes ``scan`` run the plain loop instead: ordinary nodes per
 step, for drawings, ``retain_grad`` on per-step values, hooks, and any step the
