@@ -311,9 +311,7 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                         shape = parent.out_shape if isinstance(parent, Op) else parent._data.shape
                         if parent_grad.shape != shape:
                             parent_grad = unbroadcast(parent_grad, shape, node)
-                    total = pending.get(parent)  # (None for the first gradient to arrive)
-                    pending[parent] = parent_grad if total is None else accumulate(total,
-                                                                                   parent_grad)
+                    pending[parent] = accumulate(pending.get(parent), parent_grad)  # fan-in
     found.update((leaf, _value(pending[leaf])) for leaf in leaves if leaf in pending)
     return found
 
