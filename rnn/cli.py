@@ -2,303 +2,75 @@
 
     rnn                       # = rnn train: a character model on the built-in text, ~1 min
     rnn train --task parity --model gru --hidden 16 --seq-len 8 --steps 500
+    rnn train --resume runs/parity-gru.npz --steps 500      # its task and model, 500 more
     rnn sample --prefix "A graph" --length 300 --temperature 0.7
     rnn draw --model elman --steps 4 --grads --out docs/unrolled.svg
     rnn params --input 10 --hidden 20 --output 5
 
-Every command returns an exit status: 0 on success, 2 for bad arguments (a one-line
-message, never a traceback), 1 when a figure could not be rendered (its DOT source is
-written instead), 130 when training was interrupted with Ctrl-C (after saving the
-checkpoint it had).
+This module parses the arguments, checks every path and file a command will read or
+write before any work starts, and wires together ``rnn.data`` (the tasks),
+``rnn.models`` (the models), ``rnn.training`` (the loop and the checkpoints) and
+``rnn.viz`` (the figures).
 
-Checkpoints are ``tg.save`` archives (.npz, no pickle): the model's state dict plus
-``CONFIG_KEY``, the model's configuration (task, kind, sizes, vocabulary) as UTF-8
-JSON bytes in a uint8 array, so that ``sample`` can rebuild the model.
+Every command returns an exit status: 0 on success; 2 for a bad argument, path or
+file (one line on stderr naming the problem and the fix, never a traceback), also when
+a trained model could not be saved where asked (it is then saved beside the run, and
+the line says where); 1 when a figure could not be rendered (its DOT source is written
+instead); 130 when interrupted with Ctrl-C (training first saves the checkpoint it had).
 """
 import argparse
-import json
 import math
+import os
 import pathlib
 import sys
-import time
-from dataclasses import dataclass
 
 import numpy as np
 
 import tinygraph as tg
 from tinygraph import functional as F
-from tinygraph import nn, optim
 
-from . import data, viz
+from . import data, training, viz
 from .counting import GATES, count_parameters
-from .layers import GRU, LSTM, RNN, detach_state
-from .models import ElmanRNN
+from .models import MODELS, build_model, describe, generate_text
+from .training import UsageError, check_writable, read_checkpoint
 
-TASKS = ("chars", "copy", "parity", "adding", "sentiment", "entities")
-MODELS = ("elman", "rnn", "lstm", "gru")
 OPTIMIZERS = ("adagrad", "adam", "sgd")
-CONFIG_KEY = "__config__"
-CHECKPOINT_FORMAT = "rnn-checkpoint/1"
 DRAW_FORMATS = ("svg", "png", "pdf", "dot")
 DRAWN_STEPS = 4         # time steps in the graph the trainer draws
 INTERRUPTED = 130       # the shell's status for a process stopped by SIGINT
-
-
-class UsageError(Exception):
-    """Bad arguments or inputs: main() prints the message on one line, exits with 2."""
-
-
-# ---- models -------------------------------------------------------------------------------
-class Elman(ElmanRNN):
-    """The notes' ElmanRNN, with the interface the trainer drives every model through."""
-
-    def run(self, xs, state=None):
-        """Per-step logits o<t> (T, B, p) and the last state a<T> (B, n)."""
-        logits, _ = self(xs, state, stack_states=False)
-        return logits, self.last_states[-1]
-
-    def run_last(self, xs):
-        """Many-to-one: o<T> = W_ya a<T> + b_y, (B, p)."""
-        logits, _ = self.run(xs)
-        return logits[-1]
-
-
-class Stacked(nn.Module):
-    """A PyTorch-style recurrent layer (rnn.RNN, LSTM or GRU: stacked, bidirectional)
-    with the output layer o<t> = W_ya a<t> + b_y on its D*n outputs."""
-
-    LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-
-    def __init__(self, kind, input_size, hidden_size, output_size, num_layers=1,
-                 bidirectional=False):
-        super().__init__()
-        self.layers = self.LAYERS[kind](input_size, hidden_size, num_layers=num_layers,
-                                        bidirectional=bidirectional)
-        width = (2 if bidirectional else 1) * hidden_size
-        bound = 1 / math.sqrt(width)
-        self.W_ya = nn.uniform_parameter((output_size, width), bound)
-        self.b_y = nn.uniform_parameter((output_size,), bound)
-
-    def forward(self, xs, state=None):
-        """(logits (T, B, p), h_n): the layer's outputs through the output layer."""
-        out, h_n = self.layers(xs, state)
-        return tg.linear(out, self.W_ya, self.b_y), h_n
-
-    def run(self, xs, state=None):
-        return self(xs, state)
-
-    def run_last(self, xs):
-        """Many-to-one from the last layer's final states. For a bidirectional layer
-        these are [a→<T> ; a←<1>]: out[-1] would hold a←<T>, which has read x<T> only."""
-        _, h_n = self.layers(xs)
-        h_n = h_n[0] if isinstance(h_n, tuple) else h_n
-        directions = 2 if self.layers.bidirectional else 1
-        last = h_n[-1] if directions == 1 else tg.concat([h_n[-2], h_n[-1]], axis=1)
-        return tg.linear(last, self.W_ya, self.b_y)
-
-
-def build_model(config):
-    """The model a configuration dict describes (see ``model_config``)."""
-    kind = config["model"]
-    sizes = (config["input_size"], config["hidden"], config["output_size"])
-    if kind == "elman":
-        return Elman(*sizes)
-    return Stacked(kind, *sizes, num_layers=config["layers"],
-                   bidirectional=config["bidirectional"])
-
-
-# ---- tasks --------------------------------------------------------------------------------
-@dataclass
-class Task:
-    """A training task: how to draw a batch and how to score the model on it.
-
-    ``sample(T, B, rng)`` returns (xs (T, B, m), targets, ambiguous or None).
-    ``many_to_one``: one target per sequence (from the final state), else one per step.
-    ``regression``: mean squared error, else cross-entropy. ``baseline``: the loss of
-    a model that has learned nothing (ln of the number of classes, or 1/6 for adding),
-    described by ``baseline_text``.
-    """
-
-    name: str
-    input_size: int
-    output_size: int
-    sample: object
-    many_to_one: bool = False
-    regression: bool = False
-    baseline: float = 0.0
-    baseline_text: str = ""
-    vocab: list = None
-    prefix: str = None
-
-
-def make_task(name, corpus=None):
-    if name == "chars":
-        V = corpus.vocab_size
-        return Task("chars", V, V, lambda T, B, rng: corpus.batch(T, B, rng) + (None,),
-                    baseline=math.log(V), baseline_text=f"ln V = ln {V}, uniform over "
-                    f"the vocabulary", vocab=corpus.chars,
-                    prefix=(corpus.text.split() or [corpus.text])[0][:20])
-    if name == "copy":
-        return Task("copy", 4, 4, lambda T, B, rng: data.copy(T, B, rng=rng) + (None,),
-                    baseline=math.log(4), baseline_text="ln 4, uniform over 4 symbols")
-    if name == "parity":
-        return Task("parity", 1, 2, lambda T, B, rng: data.parity(T, B, rng) + (None,),
-                    baseline=math.log(2), baseline_text="ln 2, a coin flip")
-    if name == "adding":
-        return Task("adding", 2, 1, lambda T, B, rng: data.adding(T, B, rng) + (None,),
-                    many_to_one=True, regression=True, baseline=1 / 6,
-                    baseline_text="1/6, the MSE of always answering 1")
-    if name == "sentiment":
-        return Task("sentiment", len(data.SENTIMENT_VOCAB), 2,
-                    lambda T, B, rng: data.sentiment(T, B, rng) + (None,),
-                    many_to_one=True, baseline=math.log(2), baseline_text="ln 2, a coin flip")
-    return Task("entities", len(data.ENTITY_VOCAB), 2,
-                lambda T, B, rng: data.entity(T, B, rng=rng),
-                baseline=math.log(2), baseline_text="ln 2, a coin flip")
-
-
-def chunk_loss(model, task, xs, targets, state):
-    """The loss on one chunk of time steps, and the state after it.
-
-    Per-step tasks score every step of the chunk; many-to-one tasks only the final
-    state (then ``state`` must be None: the whole sequence is one chunk).
-    Returns (loss, logits, state).
-    """
-    if task.many_to_one:
-        logits = model.run_last(tg.tensor(xs))
-        if task.regression:
-            return F.mse_loss(logits, targets), logits, None
-        return F.cross_entropy(logits, targets), logits, None
-    logits, state = model.run(tg.tensor(xs), state)
-    return F.cross_entropy(logits, targets, ignore_index=data.IGNORE_INDEX), logits, state
-
-
-def evaluate(model, task, T, B, rng):
-    """Loss and accuracy on a fresh batch (accuracy on the ambiguous words for the
-    entity task, where the unidirectional/bidirectional difference lies)."""
-    xs, targets, ambiguous = task.sample(T, B, rng)
-    with tg.no_grad():
-        loss, logits, _ = chunk_loss(model, task, xs, targets, None)
-    if task.regression:
-        return loss.item(), None
-    predicted = logits.data.argmax(axis=-1)
-    labelled = targets != data.IGNORE_INDEX if ambiguous is None else ambiguous
-    return loss.item(), float((predicted == targets)[labelled].mean())
-
-
-# ---- checkpoints --------------------------------------------------------------------------
-def ensure_folder(folder):
-    """Create ``folder`` if needed; UsageError if it cannot be (a file has its name, say)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot write into {folder}: {err.strerror}") from None
-
-
-def save_checkpoint(model, config, path):
-    path = pathlib.Path(path)
-    blob = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
-    tg.save({**model.state_dict(), CONFIG_KEY: blob}, path)
-    return path
-
-
-def read_checkpoint(path):
-    """(config, state_dict) from a checkpoint; UsageError when it is missing or not one."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist (train one with: "
-                         f"python -m rnn train --checkpoint {path})")
-    try:
-        arrays = tg.load(path)
-    except (ValueError, OSError) as err:
-        raise UsageError(f"{path} is not a checkpoint: {err}") from None
-    blob = arrays.pop(CONFIG_KEY, None)
-    try:
-        config = json.loads(bytes(blob.astype(np.uint8)).decode("utf-8"))
-    except (AttributeError, ValueError):
-        config = None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise UsageError(f"{path} holds no rnn model configuration: it was not written "
-                         f"by python -m rnn train")
-    return config, arrays
-
-
-def load_weights(model, arrays, path):
-    try:
-        model.load_state_dict(arrays)
-    except RuntimeError as err:
-        raise UsageError(f"checkpoint {path} does not match its model: {err}") from None
-
-
-def model_config(args, task):
-    return {"format": CHECKPOINT_FORMAT, "task": task.name, "model": args.model,
-            "input_size": task.input_size, "hidden": args.hidden,
-            "output_size": task.output_size, "layers": args.layers,
-            "bidirectional": args.bidirectional, "vocab": task.vocab,
-            "prefix": task.prefix}
-
-
-def check_resume(config, resumed, path):
-    keys = ("task", "model", "input_size", "hidden", "output_size", "layers",
-            "bidirectional")
-    different = [f"{key} {resumed.get(key)!r} (asked for {config[key]!r})"
-                 for key in keys if resumed.get(key) != config[key]]
-    if resumed.get("vocab") != config["vocab"]:
-        different.append("its vocabulary (it was trained on another text)")
-    if different:
-        raise UsageError(f"checkpoint {path} does not match the model asked for: it has "
-                         + ", ".join(different))
-
-
-# ---- progress -----------------------------------------------------------------------------
-class Progress:
-    """Step, loss, smoothed loss, steps/s and time left: one updating line on a
-    terminal, or about twenty plain lines when the output is a file or a pipe."""
-
-    def __init__(self, stream, steps, max_time):
-        self.stream, self.steps, self.max_time = stream, steps, max_time
-        self.tty = stream.isatty()
-        self.every = max(1, steps // 20)
-        self.start = self.last_draw = time.perf_counter()
-
-    def elapsed(self):
-        return time.perf_counter() - self.start
-
-    def line(self, step, loss, smooth):
-        elapsed = self.elapsed()
-        rate = step / elapsed if elapsed > 0 else 0.0
-        left = (self.steps - step) / rate if rate else float("inf")
-        if self.max_time:
-            left = min(left, max(0.0, self.max_time - elapsed))
-        return (f"step {step:>{len(str(self.steps))}}/{self.steps}  loss {loss:.4f}  "
-                f"smoothed {smooth:.4f}  {rate:.1f} steps/s  {left:.0f}s left")
-
-    def update(self, step, loss, smooth):
-        now = time.perf_counter()
-        if self.tty:
-            if now - self.last_draw >= 0.1 or step == self.steps:
-                self.stream.write("\r" + self.line(step, loss, smooth) + "\x1b[K")
-                self.stream.flush()
-                self.last_draw = now
-        elif step % self.every == 0 or step == 1:
-            print(self.line(step, loss, smooth), file=self.stream, flush=True)
-
-    def close(self, step, loss, smooth):
-        """End the updating line with the last values."""
-        if self.tty:
-            self.stream.write("\r" + self.line(step, loss, smooth) + "\x1b[K\n")
-        elif step % self.every:
-            print(self.line(step, loss, smooth), file=self.stream)
-        self.stream.flush()
+READER_GONE = 141       # ... and by SIGPIPE: the reader of the output has gone (| head)
+MODEL_DEFAULTS = {"task": "chars", "model": "elman", "hidden": 100, "layers": 1,
+                  "bidirectional": False}
+"""train's options that fix the model: taken from the checkpoint under --resume."""
 
 
 # ---- train --------------------------------------------------------------------------------
-def make_optimizer(name, params, lr):
-    if name == "adagrad":
-        return optim.Adagrad(params, lr=lr)
-    if name == "adam":
-        return optim.Adam(params, lr=lr)
-    return optim.SGD(params, lr=lr, momentum=0.9)
+def settle_model_options(args):
+    """Fill in train's model options: from the --resume checkpoint, refusing any given
+    on the command line that differs from it, else the defaults.
+    Returns (the checkpoint's config, its weights), or (None, None)."""
+    resumed = arrays = None
+    if args.resume:
+        resumed, arrays = read_checkpoint(args.resume, "--resume")
+        conflicts = [conflict(key, getattr(args, key), resumed[key])
+                     for key in MODEL_DEFAULTS
+                     if getattr(args, key) is not None and getattr(args, key) != resumed[key]]
+        if conflicts:
+            raise UsageError(f"--resume {args.resume} holds {describe(resumed)} trained on "
+                             f"the {resumed['task']} task: " + "; ".join(conflicts)
+                             + "; drop the option to resume it as it is, or train a new "
+                             "model without --resume")
+    for key, default in MODEL_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, resumed[key] if resumed else default)
+    return resumed, arrays
+
+
+def conflict(key, given, stored):
+    """One option against the checkpoint's value, in words."""
+    if key == "bidirectional":
+        return "--bidirectional conflicts with its one direction"
+    return f"--{key} {given} conflicts with its --{key} {stored}"
 
 
 def check_elman_shape(args):
@@ -319,15 +91,89 @@ def check_train_args(args):
         raise UsageError("--text is the training text of --task chars")
 
 
+def load_text(path, option="--text"):
+    """The CharCorpus of the UTF-8 file at ``path`` (None: the built-in text)."""
+    if path is None:
+        return data.load_corpus()
+    path = pathlib.Path(path)
+    if path.is_dir():
+        problem = "is a directory, not a text file"
+    elif not path.exists():
+        problem = "does not exist"
+    else:
+        try:
+            return data.CharCorpus(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            problem = "is not UTF-8 text"
+        except OSError as err:
+            problem = f"cannot be read: {training.why(err)}"
+        except ValueError as err:
+            problem = f"cannot be learned: {err}"
+    raise UsageError(f"{option} {path} {problem}; give a UTF-8 text file of at least "
+                     f"two characters")
+
+
+def chars_corpus(args, resumed):
+    """The text to train on, and the path the checkpoint records for it: --text, else
+    the resumed checkpoint's, else the built-in one. A resumed model must meet the
+    characters it was trained on."""
+    text = args.text if args.text is not None else (resumed or {}).get("text")
+    where = "--text" if args.text is not None else f"the training text of --resume {args.resume}"
+    corpus = load_text(text, where)
+    if resumed and corpus.chars != resumed["vocab"]:
+        trained_on = resumed.get("text") or "the built-in text"
+        given = text or "the built-in text"
+        raise UsageError(f"--resume {args.resume} was trained on {trained_on}, whose "
+                         f"{len(resumed['vocab'])} characters differ from the {len(corpus.chars)}"
+                         f" of {given}: give --text with the text it was trained on")
+    return corpus, None if text is None else str(pathlib.Path(text).resolve())
+
+
+class PipeSafe:
+    """An output stream that goes quiet once its reader has gone (``rnn train | head``)
+    instead of raising BrokenPipeError: the run goes on, and still saves its model."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def write(self, text):
+        self._guard(self.stream.write, text)
+
+    def flush(self):
+        self._guard(self.stream.flush)
+
+    def _guard(self, call, *args):
+        if self.gone:
+            return
+        try:
+            call(*args)
+        except BrokenPipeError:
+            self.gone = True
+            silence(self.stream)
+
+
+def silence(stream):
+    """Point ``stream``'s file at the null device, so that what it still holds (and
+    Python's flush at exit) goes nowhere instead of raising again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):    # no file behind it (a test's capture)
+        pass
+
+
 def train(args):
+    resumed, arrays = settle_model_options(args)
     check_train_args(args)
-    corpus = None
+    corpus = text = None
     if args.task == "chars":
-        corpus = load_text(args.text)
+        corpus, text = chars_corpus(args, resumed)
         if len(corpus.ids) <= args.seq_len:
             raise UsageError(f"--seq-len {args.seq_len} is longer than the text "
                              f"({len(corpus.ids)} characters)")
-    task = make_task(args.task, corpus)
+    task = data.make_task(args.task, corpus)
     try:
         task.sample(args.seq_len, 1, np.random.default_rng(0))
     except ValueError as err:
@@ -336,141 +182,81 @@ def train(args):
     out_dir = pathlib.Path(args.out_dir)
     name = f"{args.task}-{args.model}"
     checkpoint = pathlib.Path(args.checkpoint or out_dir / f"{name}.npz")
-    for folder in (out_dir, checkpoint.parent):    # before a minute of training, not after
-        ensure_folder(folder)
+    figure = out_dir / f"{name}-unrolled.svg"
+    check_writable(checkpoint, "--checkpoint" if args.checkpoint else "--out-dir",
+                   f"{name}.npz")
+    for path in (figure, figure.with_suffix(".dot")):
+        check_writable(path, "--out-dir", figure.name)
 
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    config = model_config(args, task)
+    config = training.model_config(task, args.model, args.hidden, args.layers,
+                                   args.bidirectional, text)
     model = build_model(config)
-    if args.resume:
-        resumed, arrays = read_checkpoint(args.resume)
-        check_resume(config, resumed, args.resume)
-        load_weights(model, arrays, args.resume)
-    optimizer = make_optimizer(args.optimizer, list(model.parameters()), args.lr)
-    out = sys.stdout
-
+    if resumed:
+        training.load_weights(model, arrays, args.resume, "--resume")
+    optimizer = training.make_optimizer(args.optimizer, list(model.parameters()), args.lr)
+    schedule = training.Schedule(args.steps, args.seq_len, args.batch, args.tbptt,
+                                 args.clip, args.max_time)
+    out = PipeSafe(sys.stdout)
     print(f"training {describe(config)} on the {task.name} task: "
           f"{model.num_parameters():,} parameters, T = {args.seq_len}, B = {args.batch}, "
           f"{args.optimizer} lr {args.lr}"
           + (f", clip {args.clip}" if args.clip else "")
-          + (f", truncated BPTT every {args.tbptt} steps" if args.tbptt else ""), file=out)
+          + (f", truncated BPTT every {args.tbptt} steps" if args.tbptt else "")
+          + (f", resumed from {args.resume} (step {resumed.get('step', 0)})"
+             if resumed else ""), file=out)
     print(f"baseline (a model that learned nothing): {task.baseline:.4f} "
           f"({task.baseline_text})", file=out, flush=True)
 
-    progress = Progress(out, args.steps, args.max_time)
-    smooth, step, loss_value = task.baseline, 0, float("nan")
-    try:
-        for step in range(1, args.steps + 1):
-            loss_value = train_step(model, task, optimizer, args, rng)
-            smooth = 0.95 * smooth + 0.05 * loss_value
-            progress.update(step, loss_value, smooth)
-            if args.max_time and progress.elapsed() >= args.max_time:
-                break
-    except KeyboardInterrupt:
-        if progress.tty:
-            out.write("\n")
-        config.update(step=step - 1, loss=smooth)
-        path = save_checkpoint(model, config, checkpoint)
-        print(f"interrupted at step {step}: checkpoint of step {step - 1} saved to {path}",
-              file=out, flush=True)
+    outcome = training.fit(model, task, optimizer, schedule, rng, out)
+    before = resumed.get("step", 0) if resumed else 0
+    if outcome.interrupted:
+        config.update(step=before + outcome.steps, loss=outcome.smoothed)
+        path = save(model, config, checkpoint)
+        print(f"interrupted at step {outcome.steps + 1}: checkpoint of step "
+              f"{outcome.steps} saved to {path}", file=out, flush=True)
         return INTERRUPTED
-    progress.close(step, loss_value, smooth)
-    seconds = progress.elapsed()
 
-    loss, accuracy = evaluate(model, task, args.seq_len, 64, np.random.default_rng(args.seed + 1))
+    loss, accuracy = training.evaluate(model, task, args.seq_len, 64,
+                                       np.random.default_rng(args.seed + 1))
     where = "random windows of the text" if task.name == "chars" else "fresh sequences"
-    print(f"{step} steps in {seconds:.1f}s; loss on 64 {where} {loss:.4f} vs "
-          f"baseline {task.baseline:.4f} ({task.baseline_text})"
+    print(f"{outcome.steps} steps in {outcome.seconds:.1f}s; loss on 64 {where} {loss:.4f} "
+          f"vs baseline {task.baseline:.4f} ({task.baseline_text})"
           + (f"; accuracy {accuracy:.1%}" + (" on the ambiguous words (teddy, washington)"
                                              if task.name == "entities" else "")
              if accuracy is not None else ""), file=out)
     if task.name == "chars":
         print(f"sample (temperature {args.temperature}):", file=out)
-        text = generate(model, config, task.prefix, args.sample_length, args.temperature,
-                        np.random.default_rng(args.seed))
-        print(text, file=out)
-    config.update(step=step, loss=loss)
-    path = save_checkpoint(model, config, checkpoint)
-    print(f"checkpoint: {path}", file=out)
+        print(generate_text(model, task.vocab, task.prefix, args.sample_length,
+                            args.temperature, np.random.default_rng(args.seed)), file=out)
+    config.update(step=before + outcome.steps, loss=loss)
+    print(f"checkpoint: {save(model, config, checkpoint)}", file=out)
     # without Graphviz the trainer still succeeds: the figure is then the .dot
-    _, figure = draw_trained(model, task, out_dir / f"{name}-unrolled.svg", rng)
-    print(f"unrolled graph ({DRAWN_STEPS} steps, after one backward): {figure}", file=out)
+    _, message = draw_trained(model, task, figure, rng)
+    print(f"unrolled graph ({DRAWN_STEPS} steps, after one backward): {message}", file=out)
     print(f"output directory: {out_dir}", file=out)
     return 0
 
 
-def train_step(model, task, optimizer, args, rng):
-    """One batch: forward, backward, clip, update; in chunks of ``args.tbptt`` steps
-    with the state carried over and detached between them (truncated BPTT).
-    Returns the batch's mean loss."""
-    xs, targets, _ = task.sample(args.seq_len, args.batch, rng)
-    chunk = args.tbptt or args.seq_len
-    losses, state = [], None
-    for start in range(0, args.seq_len, chunk):
-        piece = slice(start, start + chunk)
-        chunk_targets = targets if task.many_to_one else targets[piece]
-        if not task.many_to_one and (chunk_targets == data.IGNORE_INDEX).all():
-            with tg.no_grad():
-                _, state = model.run(tg.tensor(xs[piece]), state)
-            continue
-        loss, _, state = chunk_loss(model, task, xs if task.many_to_one else xs[piece],
-                                    chunk_targets, state)
-        optimizer.zero_grad()
-        loss.backward()
-        if args.clip:
-            optim.clip_grad_norm_(model.parameters(), args.clip)
-        optimizer.step()
-        losses.append(loss.item())
-        state = detach_state(state)
-    return float(np.mean(losses))
-
-
-def describe(config):
-    kind = {"elman": "ElmanRNN", "rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[config["model"]]
-    extra = ""
-    if config["model"] != "elman":
-        extra = (f", {config['layers']} layer{'s' if config['layers'] > 1 else ''}"
-                 + (", bidirectional" if config["bidirectional"] else ""))
-    return (f"{kind}(m={config['input_size']}, n={config['hidden']}, "
-            f"p={config['output_size']}{extra})")
-
-
-def load_text(path):
-    if path is None:
-        return data.load_corpus()
-    try:
-        return data.CharCorpus(pathlib.Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"cannot use --text {path}: {err}") from None
+def save(model, config, path):
+    """Save the checkpoint; if ``path`` fails after all, the UsageError says where the
+    model was saved instead (the command then exits with 2)."""
+    written, problem = training.save_or_rescue(model, config, path)
+    if problem:
+        raise UsageError(f"{problem}; the model was saved to {written} instead "
+                         f"(move it where you want it)")
+    return written
 
 
 # ---- sample -------------------------------------------------------------------------------
-def generate(model, config, prefix, length, temperature, rng):
-    """``prefix`` followed by ``length`` characters sampled one at a time from
-    softmax(o<t> / temperature) (argmax at temperature 0), each fed back as x<t+1>."""
-    vocab = config["vocab"]
-    index = {c: i for i, c in enumerate(vocab)}
-    unknown = sorted(set(prefix) - index.keys())
+def check_prefix(prefix, vocab):
+    unknown = sorted(set(prefix) - set(vocab))
     if unknown:
         raise UsageError(f"--prefix holds characters the model never saw: "
                          f"{''.join(unknown)!r}")
     if not prefix:
         raise UsageError("--prefix must hold at least one character")
-    eye = np.eye(len(vocab))
-    ids = [index[c] for c in prefix]
-    with tg.no_grad():
-        logits, state = model.run(tg.tensor(eye[ids][:, None, :]))
-        for _ in range(length):
-            o = logits.data[-1, 0]
-            if temperature == 0:
-                next_id = int(o.argmax())
-            else:
-                p = np.exp((o - o.max()) / temperature)
-                next_id = int(rng.choice(len(vocab), p=p / p.sum()))
-            ids.append(next_id)
-            logits, state = model.run(tg.tensor(eye[[next_id]][:, None, :]), state)
-    return "".join(vocab[i] for i in ids)
 
 
 def sample(args):
@@ -478,11 +264,12 @@ def sample(args):
     if config["task"] != "chars":
         raise UsageError(f"{args.checkpoint} was trained on the {config['task']} task; "
                          f"sample needs a character model (python -m rnn train --task chars)")
-    model = build_model(config)
-    load_weights(model, arrays, args.checkpoint)
     prefix = args.prefix if args.prefix is not None else config["prefix"]
-    print(generate(model, config, prefix, args.length, args.temperature,
-                   np.random.default_rng(args.seed)))
+    check_prefix(prefix, config["vocab"])
+    model = build_model(config)
+    training.load_weights(model, arrays, args.checkpoint)
+    print(generate_text(model, config["vocab"], prefix, args.length, args.temperature,
+                        np.random.default_rng(args.seed)))
     return 0
 
 
@@ -498,14 +285,17 @@ def write_figure(digraph, path):
     """Render ``digraph`` to ``path`` (format from the suffix) and write its DOT source
     beside it; without Graphviz's ``dot``, only the .dot. Returns (status, message)."""
     path = pathlib.Path(path)
-    dot_path = tg.viz.render(digraph, path.with_suffix(".dot"))
-    if path.suffix == ".dot":
-        return 0, str(dot_path)
     try:
+        dot_path = tg.viz.render(digraph, path.with_suffix(".dot"))
+        if path.suffix == ".dot":
+            return 0, str(dot_path)
         tg.viz.render(digraph, path)
     except tg.viz.GraphvizNotFound:
         return 1, (f"{dot_path} (Graphviz's dot was not found, so no {path.suffix}: "
                    f"install it, e.g. apt-get install graphviz or brew install graphviz)")
+    except OSError as err:
+        raise UsageError(f"cannot write the figure {err.filename or path}: "
+                         f"{training.why(err)}; choose a folder you can write to") from None
     return 0, f"{path} (and {dot_path.name})"
 
 
@@ -526,7 +316,8 @@ def draw(args):
     if path.suffix.lstrip(".") not in DRAW_FORMATS:
         raise UsageError(f"--out {path} must end in one of "
                          + ", ".join(f".{f}" for f in DRAW_FORMATS))
-    ensure_folder(path.parent)
+    for written in (path, path.with_suffix(".dot")):
+        check_writable(written, "--out", "unrolled.svg")
     check_elman_shape(args)
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -643,10 +434,13 @@ def make_parser():
         "train", help="train a model on a generated task (default: characters)",
         description="Train a model on one of rnn.data's tasks; print progress, save a "
                     "checkpoint and draw the unrolled graph.")
-    train_parser.add_argument("--task", choices=TASKS, default="chars",
+    train_parser.add_argument("--task", choices=data.TASKS,
                               help="chars (next character of a text), copy, parity, adding, "
                                    "sentiment, entities (default: chars)")
     add_model_arguments(train_parser, hidden=100)
+    # None marks a model option not given, so that --resume can tell a conflict
+    # from a default: train fills them in (settle_model_options)
+    train_parser.set_defaults(**dict.fromkeys(MODEL_DEFAULTS))
     train_parser.add_argument("--seq-len", type=positive_int, default=25,
                               help="time steps T per sequence (default: 25)")
     train_parser.add_argument("--batch", type=positive_int, default=16,
@@ -668,12 +462,14 @@ def make_parser():
     train_parser.add_argument("--tbptt", type=nonnegative_int, default=0,
                               help="truncated BPTT: backward and update every this many "
                                    "steps, carrying the state detached; 0: full BPTT")
-    train_parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train_parser.add_argument("--seed", type=nonnegative_int, default=0,
+                              help="random seed (default: 0)")
     train_parser.add_argument("--out-dir", default="runs",
                               help="where the checkpoint and the graph go (default: runs)")
     train_parser.add_argument("--checkpoint",
                               help="checkpoint path (default: OUT_DIR/TASK-MODEL.npz)")
-    train_parser.add_argument("--resume", help="start from this checkpoint's weights")
+    train_parser.add_argument("--resume", help="go on training this checkpoint: its task, "
+                                               "model, sizes and text, its weights")
     train_parser.add_argument("--text", help="train --task chars on this UTF-8 file "
                                              "instead of the built-in text")
     train_parser.add_argument("--temperature", type=nonnegative_float, default=0.8,
@@ -693,7 +489,7 @@ def make_parser():
     sample_parser.add_argument("--temperature", type=nonnegative_float, default=0.8,
                                help="divide the logits by this; 0: always the most "
                                     "likely character (default: 0.8)")
-    sample_parser.add_argument("--seed", type=int, default=0)
+    sample_parser.add_argument("--seed", type=nonnegative_int, default=0)
 
     draw_parser = commands.add_parser(
         "draw", help="draw the unrolled graph of a model",
@@ -711,7 +507,7 @@ def make_parser():
                              help="run one backward pass and show the gradients")
     draw_parser.add_argument("--detail", choices=("cell", "ops"), default="cell",
                              help="one node per cell application, or every op")
-    draw_parser.add_argument("--seed", type=int, default=0)
+    draw_parser.add_argument("--seed", type=nonnegative_int, default=0)
     draw_parser.add_argument("--out", default="unrolled.svg",
                              help="the figure: .svg, .png, .pdf or .dot; the DOT source "
                                   "is written beside it (default: unrolled.svg)")
@@ -750,3 +546,8 @@ def main(argv=None):
     except UsageError as err:
         print(f"rnn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        silence(sys.stdout)
+        return READER_GONE

@@ -9,7 +9,10 @@ must beat before it can be said to have learned anything.
     xs, ys = data.parity(T=10, B=32, rng=0)          # xs (10, 32, 1), ys (10, 32)
     corpus = data.load_corpus()                      # the text shipped with rnn
     xs, ys = corpus.batch(T=25, B=8, rng=0)          # one-hot (25, 8, V), next chars
+    task = data.make_task("parity")                  # the same, as the trainer runs it
 """
+import math
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -256,3 +259,62 @@ def entity(T, B, pair_probability=0.3, rng=None):
                 t += 1
     ambiguous = np.isin(words, [ENTITY_VOCAB.index(h) for h in heads])
     return one_hot(words, len(ENTITY_VOCAB)), tags, ambiguous
+
+
+# ---- the tasks as the trainer runs them -------------------------------------------
+TASKS = ("chars", "copy", "parity", "adding", "sentiment", "entities")
+
+
+@dataclass
+class Task:
+    """A training task: how to draw a batch and how to score the model on it.
+
+    ``sample(T, B, rng)`` returns (xs (T, B, m), targets, ambiguous or None).
+    ``many_to_one``: one target per sequence (from the final state), else one per step.
+    ``regression``: mean squared error, else cross-entropy. ``baseline``: the loss of
+    a model that has learned nothing (ln of the number of classes, or 1/6 for adding),
+    described by ``baseline_text``. ``vocab`` and ``prefix``: the characters and the
+    first word of the text, for the character task.
+    """
+
+    name: str
+    input_size: int
+    output_size: int
+    sample: object
+    many_to_one: bool = False
+    regression: bool = False
+    baseline: float = 0.0
+    baseline_text: str = ""
+    vocab: list = None
+    prefix: str = None
+
+
+def make_task(name, corpus=None):
+    """The task called ``name`` (one of ``TASKS``); "chars" learns ``corpus`` (a
+    CharCorpus; default: the built-in text)."""
+    if name not in TASKS:
+        raise ValueError(f"make_task: no task called {name!r}; there are {TASKS}")
+    if name == "chars":
+        corpus = corpus or load_corpus()
+        V = corpus.vocab_size
+        return Task("chars", V, V, lambda T, B, rng: corpus.batch(T, B, rng) + (None,),
+                    baseline=math.log(V), baseline_text=f"ln V = ln {V}, uniform over "
+                    f"the vocabulary", vocab=corpus.chars,
+                    prefix=(corpus.text.split() or [corpus.text])[0][:20])
+    if name == "copy":
+        return Task("copy", 4, 4, lambda T, B, rng: copy(T, B, rng=rng) + (None,),
+                    baseline=math.log(4), baseline_text="ln 4, uniform over 4 symbols")
+    if name == "parity":
+        return Task("parity", 1, 2, lambda T, B, rng: parity(T, B, rng) + (None,),
+                    baseline=math.log(2), baseline_text="ln 2, a coin flip")
+    if name == "adding":
+        return Task("adding", 2, 1, lambda T, B, rng: adding(T, B, rng) + (None,),
+                    many_to_one=True, regression=True, baseline=1 / 6,
+                    baseline_text="1/6, the MSE of always answering 1")
+    if name == "sentiment":
+        return Task("sentiment", len(SENTIMENT_VOCAB), 2,
+                    lambda T, B, rng: sentiment(T, B, rng) + (None,),
+                    many_to_one=True, baseline=math.log(2), baseline_text="ln 2, a coin flip")
+    return Task("entities", len(ENTITY_VOCAB), 2,
+                lambda T, B, rng: entity(T, B, rng=rng),
+                baseline=math.log(2), baseline_text="ln 2, a coin flip")

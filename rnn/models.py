@@ -18,6 +18,11 @@ step t is the *true* previous output y<t-1> and the target is y<t>, i.e.
 ``xs = one_hot(seq[:-1])``, ``targets = seq[1:]``: the model never sees its own
 mistakes during training. ``generate`` runs free: its input at step t is its own
 sample from step t-1.
+
+The trainer's models (``python -m rnn train``) are ``Elman`` (this model) and
+``Stacked`` (an ``rnn.RNN``, ``LSTM`` or ``GRU`` layer with the output layer W_ya, b_y),
+built from a configuration dict by ``build_model`` and driven through one interface:
+``run(xs, state)`` for per-step logits, ``run_last(xs)`` for many-to-one.
 """
 import math
 
@@ -27,7 +32,7 @@ import tinygraph as tg
 from tinygraph import nn
 
 from .cells import RNNCell
-from .layers import unroll
+from .layers import GRU, LSTM, RNN, unroll
 
 OUTPUTS = ("softmax", "sigmoid", "identity")
 
@@ -164,3 +169,101 @@ class ElmanRNN(RNNCell):
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
                 f"nonlinearity={self.nonlinearity!r}, output={self.output!r}")
+
+
+# ---- the trainer's models -----------------------------------------------------------------
+class Elman(ElmanRNN):
+    """The notes' ElmanRNN, with the interface the trainer drives every model through."""
+
+    def run(self, xs, state=None):
+        """Per-step logits o<t> (T, B, p) and the last state a<T> (B, n)."""
+        logits, _ = self(xs, state, stack_states=False)
+        return logits, self.last_states[-1]
+
+    def run_last(self, xs):
+        """Many-to-one: o<T> = W_ya a<T> + b_y, (B, p)."""
+        logits, _ = self.run(xs)
+        return logits[-1]
+
+
+class Stacked(nn.Module):
+    """A PyTorch-style recurrent layer (rnn.RNN, LSTM or GRU: stacked, bidirectional)
+    with the output layer o<t> = W_ya a<t> + b_y on its D*n outputs."""
+
+    LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+    def __init__(self, kind, input_size, hidden_size, output_size, num_layers=1,
+                 bidirectional=False):
+        super().__init__()
+        self.layers = self.LAYERS[kind](input_size, hidden_size, num_layers=num_layers,
+                                        bidirectional=bidirectional)
+        width = (2 if bidirectional else 1) * hidden_size
+        bound = 1 / math.sqrt(width)
+        self.W_ya = nn.uniform_parameter((output_size, width), bound)
+        self.b_y = nn.uniform_parameter((output_size,), bound)
+
+    def forward(self, xs, state=None):
+        """(logits (T, B, p), h_n): the layer's outputs through the output layer."""
+        out, h_n = self.layers(xs, state)
+        return tg.linear(out, self.W_ya, self.b_y), h_n
+
+    def run(self, xs, state=None):
+        return self(xs, state)
+
+    def run_last(self, xs):
+        """Many-to-one from the last layer's final states. For a bidirectional layer
+        these are [a→<T> ; a←<1>]: out[-1] would hold a←<T>, which has read x<T> only."""
+        _, h_n = self.layers(xs)
+        h_n = h_n[0] if isinstance(h_n, tuple) else h_n
+        directions = 2 if self.layers.bidirectional else 1
+        last = h_n[-1] if directions == 1 else tg.concat([h_n[-2], h_n[-1]], axis=1)
+        return tg.linear(last, self.W_ya, self.b_y)
+
+
+MODELS = ("elman", "rnn", "lstm", "gru")
+
+
+def build_model(config):
+    """The model a configuration dict describes: its "model" (one of ``MODELS``),
+    "input_size" m, "hidden" n, "output_size" p, "layers" and "bidirectional"."""
+    kind = config["model"]
+    sizes = (config["input_size"], config["hidden"], config["output_size"])
+    if kind == "elman":
+        return Elman(*sizes)
+    return Stacked(kind, *sizes, num_layers=config["layers"],
+                   bidirectional=config["bidirectional"])
+
+
+def describe(config):
+    """The model of a configuration in a few words: "LSTM(m=4, n=16, p=4, 2 layers)"."""
+    kind = {"elman": "ElmanRNN", "rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[config["model"]]
+    extra = ""
+    if config["model"] != "elman":
+        extra = (f", {config['layers']} layer{'s' if config['layers'] > 1 else ''}"
+                 + (", bidirectional" if config["bidirectional"] else ""))
+    return (f"{kind}(m={config['input_size']}, n={config['hidden']}, "
+            f"p={config['output_size']}{extra})")
+
+
+def generate_text(model, vocab, prefix, length, temperature, rng):
+    """``prefix`` followed by ``length`` characters sampled one at a time from
+    softmax(o<t> / temperature) (argmax at temperature 0), each fed back as x<t+1>.
+
+    ``model`` is one of the trainer's models on one-hot characters of ``vocab`` (a list
+    of V characters); every character of ``prefix`` (at least one) must be in it.
+    """
+    index = {c: i for i, c in enumerate(vocab)}
+    eye = np.eye(len(vocab))
+    ids = [index[c] for c in prefix]
+    with tg.no_grad():
+        logits, state = model.run(tg.tensor(eye[ids][:, None, :]))
+        for _ in range(length):
+            o = logits.data[-1, 0]
+            if temperature == 0:
+                next_id = int(o.argmax())
+            else:
+                p = np.exp((o - o.max()) / temperature)
+                next_id = int(rng.choice(len(vocab), p=p / p.sum()))
+            ids.append(next_id)
+            logits, state = model.run(tg.tensor(eye[[next_id]][:, None, :]), state)
+    return "".join(vocab[i] for i in ids)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from rnn import cli
+from rnn import cli, training
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 QUICK = ["--max-time", "0", "--seed", "0"]
@@ -106,11 +106,11 @@ def test_sample_from_a_file_that_is_not_a_checkpoint_is_a_usage_error(capsys, tm
     assert_one_line_error(status, err, "no rnn model configuration")
 
 
-def test_resume_from_a_checkpoint_of_another_model_is_a_usage_error(capsys, tmp_path):
+def test_resume_refuses_a_model_option_that_conflicts_with_the_checkpoint(capsys, tmp_path):
     train_chars(tmp_path, capsys)
     status, _, err = train_chars(tmp_path, capsys, "--hidden", "9", "--resume",
                                  str(tmp_path / "chars-elman.npz"))
-    assert_one_line_error(status, err, "does not match", "hidden 8")
+    assert_one_line_error(status, err, "--hidden 9 conflicts with its --hidden 8")
 
 
 def test_checkpoint_whose_weights_do_not_fit_its_config_is_a_usage_error(capsys, tmp_path):
@@ -126,7 +126,12 @@ def test_checkpoint_whose_weights_do_not_fit_its_config_is_a_usage_error(capsys,
 # ---- train and sample --------------------------------------------------------------------
 def test_no_arguments_means_train_with_defaults(capsys, monkeypatch):
     seen = []
-    monkeypatch.setitem(cli.COMMANDS, "train", lambda args: seen.append(args) or 0)
+
+    def settled(args):
+        cli.settle_model_options(args)
+        return seen.append(args) or 0
+
+    monkeypatch.setitem(cli.COMMANDS, "train", settled)
     assert cli.main([]) == 0
     assert (seen[0].task, seen[0].model, seen[0].out_dir) == ("chars", "elman", "runs")
 
@@ -145,7 +150,7 @@ def test_checkpoint_holds_the_config_as_plain_numbers(capsys, tmp_path):
     with np.load(tmp_path / "chars-elman.npz", allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     assert all(not array.dtype.hasobject for array in arrays.values())
-    config = json.loads(bytes(arrays[cli.CONFIG_KEY]).decode("utf-8"))
+    config = json.loads(bytes(arrays[training.CONFIG_KEY]).decode("utf-8"))
     assert (config["task"], config["model"], config["hidden"]) == ("chars", "elman", 8)
     assert len(config["vocab"]) == config["input_size"] == arrays["W_ax"].shape[1]
 
@@ -203,21 +208,21 @@ def test_every_task_trains_a_few_steps(capsys, tmp_path, task, model):
 
 def test_truncated_bptt_trains_in_chunks_of_the_given_length(capsys, tmp_path, monkeypatch):
     backward_lengths = []
-    original = cli.chunk_loss
+    original = training.chunk_loss
 
     def spy(model, task, xs, targets, state):
         if tg.is_grad_enabled():    # training, not the final evaluation
             backward_lengths.append(len(xs))
         return original(model, task, xs, targets, state)
 
-    monkeypatch.setattr(cli, "chunk_loss", spy)
+    monkeypatch.setattr(training, "chunk_loss", spy)
     train_chars(tmp_path, capsys, "--tbptt", "4", "--steps", "1")
     assert backward_lengths == [4, 4, 2]
 
 
 def test_ctrl_c_saves_the_checkpoint_and_exits_cleanly(capsys, tmp_path, monkeypatch):
     calls = []
-    original = cli.train_step
+    original = training.train_step
 
     def interrupted_on_the_third(*args):
         calls.append(1)
@@ -225,11 +230,11 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_cleanly(capsys, tmp_path, monkeyp
             raise KeyboardInterrupt
         return original(*args)
 
-    monkeypatch.setattr(cli, "train_step", interrupted_on_the_third)
+    monkeypatch.setattr(training, "train_step", interrupted_on_the_third)
     status, out, err = train_chars(tmp_path, capsys, "--steps", "50")
     assert status == cli.INTERRUPTED and "Traceback" not in err
     assert "interrupted at step 3" in out
-    config, _ = cli.read_checkpoint(tmp_path / "chars-elman.npz")
+    config, _ = training.read_checkpoint(tmp_path / "chars-elman.npz")
     assert config["step"] == 2
 
 
@@ -258,7 +263,7 @@ class Terminal(io.StringIO):
 
 def test_progress_on_a_terminal_rewrites_one_line():
     stream = Terminal()
-    progress = cli.Progress(stream, steps=3, max_time=0)
+    progress = training.Progress(stream, steps=3, max_time=0)
     for step in (1, 2, 3):
         progress.last_draw = -1.0    # as if a tenth of a second had passed
         progress.update(step, 2.0, 2.5)
@@ -271,7 +276,7 @@ def test_progress_on_a_terminal_rewrites_one_line():
 
 def test_progress_into_a_file_writes_plain_lines():
     stream = io.StringIO()
-    progress = cli.Progress(stream, steps=40, max_time=0)
+    progress = training.Progress(stream, steps=40, max_time=0)
     for step in range(1, 41):
         progress.update(step, 2.0, 2.5)
     progress.close(40, 2.0, 2.5)
