@@ -179,6 +179,14 @@ def train(args):
     except ValueError as err:
         raise UsageError(f"--seq-len {args.seq_len} does not suit --task {args.task}: "
                          f"{err}") from None
+    tg.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    config = training.model_config(task, args.model, args.hidden, args.layers,
+                                   args.bidirectional, text)
+    model = build_model(config)
+    if resumed:
+        training.load_weights(model, arrays, args.resume, "--resume")
+    # what the run will write, checked now rather than after a minute of training
     out_dir = pathlib.Path(args.out_dir)
     name = f"{args.task}-{args.model}"
     checkpoint = pathlib.Path(args.checkpoint or out_dir / f"{name}.npz")
@@ -187,14 +195,6 @@ def train(args):
                    f"{name}.npz")
     for path in (figure, figure.with_suffix(".dot")):
         check_writable(path, "--out-dir", figure.name)
-
-    tg.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    config = training.model_config(task, args.model, args.hidden, args.layers,
-                                   args.bidirectional, text)
-    model = build_model(config)
-    if resumed:
-        training.load_weights(model, arrays, args.resume, "--resume")
     optimizer = training.make_optimizer(args.optimizer, list(model.parameters()), args.lr)
     schedule = training.Schedule(args.steps, args.seq_len, args.batch, args.tbptt,
                                  args.clip, args.max_time)
@@ -210,14 +210,12 @@ def train(args):
           f"({task.baseline_text})", file=out, flush=True)
 
     outcome = training.fit(model, task, optimizer, schedule, rng, out)
-    before = resumed.get("step", 0) if resumed else 0
+    config.update(step=(resumed or {}).get("step", 0) + outcome.steps, loss=outcome.smoothed)
     if outcome.interrupted:
-        config.update(step=before + outcome.steps, loss=outcome.smoothed)
         path = save(model, config, checkpoint)
         print(f"interrupted at step {outcome.steps + 1}: checkpoint of step "
               f"{outcome.steps} saved to {path}", file=out, flush=True)
         return INTERRUPTED
-
     loss, accuracy = training.evaluate(model, task, args.seq_len, 64,
                                        np.random.default_rng(args.seed + 1))
     where = "random windows of the text" if task.name == "chars" else "fresh sequences"
@@ -226,12 +224,13 @@ def train(args):
           + (f"; accuracy {accuracy:.1%}" + (" on the ambiguous words (teddy, washington)"
                                              if task.name == "entities" else "")
              if accuracy is not None else ""), file=out)
+    config.update(loss=loss)
+    # saved before the sample and the figure, so that Ctrl-C during those keeps it
+    print(f"checkpoint: {save(model, config, checkpoint)}", file=out, flush=True)
     if task.name == "chars":
         print(f"sample (temperature {args.temperature}):", file=out)
         print(generate_text(model, task.vocab, task.prefix, args.sample_length,
                             args.temperature, np.random.default_rng(args.seed)), file=out)
-    config.update(step=before + outcome.steps, loss=loss)
-    print(f"checkpoint: {save(model, config, checkpoint)}", file=out)
     # without Graphviz the trainer still succeeds: the figure is then the .dot
     _, message = draw_trained(model, task, figure, rng)
     print(f"unrolled graph ({DRAWN_STEPS} steps, after one backward): {message}", file=out)
@@ -316,9 +315,9 @@ def draw(args):
     if path.suffix.lstrip(".") not in DRAW_FORMATS:
         raise UsageError(f"--out {path} must end in one of "
                          + ", ".join(f".{f}" for f in DRAW_FORMATS))
+    check_elman_shape(args)
     for written in (path, path.with_suffix(".dot")):
         check_writable(written, "--out", "unrolled.svg")
-    check_elman_shape(args)
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     config = {"model": args.model, "input_size": args.input, "hidden": args.hidden,

@@ -18,6 +18,7 @@ Checkpoints are ``tg.save`` archives (.npz, no pickle): the model's state dict p
 rebuilds its model. They are written to a temporary file and renamed, so a run that
 stops while saving leaves the previous checkpoint whole.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -124,17 +125,18 @@ def save_or_rescue(model, config, path):
         return save_checkpoint(model, config, path), None
     except OSError as err:
         problem = f"cannot write the checkpoint {path}: {why(err)}"
-    for folder in (pathlib.Path.cwd(), pathlib.Path(tempfile.gettempdir())):
+    for folder in (os.curdir, tempfile.gettempdir()):
         try:
             fd, rescue = tempfile.mkstemp(dir=folder, prefix=f"{path.stem}-rescued-",
                                           suffix=".npz")
             os.close(fd)
-        except OSError:
+        except OSError:     # the current folder may be read-only, or gone
             continue
         try:
-            return save_checkpoint(model, config, rescue), problem
+            return save_checkpoint(model, config, os.path.abspath(rescue)), problem
         except OSError:
-            os.remove(rescue)
+            with contextlib.suppress(OSError):
+                os.remove(rescue)
     raise UsageError(f"{problem}, nor into the current folder or {tempfile.gettempdir()}: "
                      f"the model could not be saved anywhere; free some space and train again")
 

@@ -82,6 +82,7 @@ def test_params_bidirectional_output_layer_reads_both_directions(capsys):
     (["train", "--tbptt", "-1"], "-1 must be at least 0"),
     (["train", "--clip", "-1"], "-1 must be a finite number >= 0"),
     (["train", "--lr", "0"], "0 must be a positive number"),
+    (["sample", "--seed", "-1"], "-1 must be at least 0"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, word):
     status, _, err = run(capsys, *argv)
