@@ -16,7 +16,9 @@ Every command returns an exit status: 0 on success; 2 for a bad argument, path o
 file (one line on stderr naming the problem and the fix, never a traceback), also when
 a trained model could not be saved where asked (it is then saved beside the run, and
 the line says where); 1 when a figure could not be rendered (its DOT source is written
-instead); 130 when interrupted with Ctrl-C (training first saves the checkpoint it had).
+instead); 130 when interrupted with Ctrl-C (training first saves the checkpoint it had);
+141 when the reader of the output has gone (``rnn sample | head``; training goes on
+quietly instead, and saves its model).
 """
 import argparse
 import math
@@ -544,6 +546,12 @@ def main(argv=None):
         return COMMANDS[args.command](args)
     except UsageError as err:
         print(f"rnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        sizes = {"train": "--hidden, --layers, --batch or --seq-len",
+                 "draw": "--hidden, --input, --output, --layers, --steps or --batch"}
+        print(f"rnn {args.command}: error: not enough memory for the sizes given: choose "
+              f"a smaller {sizes.get(args.command, '--length')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return INTERRUPTED

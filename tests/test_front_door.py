@@ -189,6 +189,14 @@ def test_a_figure_that_fails_to_write_after_the_checks_is_a_usage_error(
     assert_one_line_error(status, err, "cannot write the figure", "Permission denied")
 
 
+@pytest.mark.parametrize("command", [["train", "--out-dir", "{tmp}"],
+                                     ["draw", "--out", "{tmp}/g.dot"]])
+def test_sizes_too_large_for_memory_are_one_line_and_status_2(capsys, tmp_path, command):
+    argv = [arg.format(tmp=tmp_path) for arg in command]
+    status, _, err = run(capsys, *argv, "--hidden", "10000000000")   # W_ax: 10^10 m numbers
+    assert_one_line_error(status, err, "not enough memory", "--hidden")
+
+
 # ---- what is read: checkpoints -----------------------------------------------------------
 def bad_checkpoints(tmp_path, checkpoint):
     """(path, words its error must hold) for files that are not usable checkpoints."""
