@@ -32,7 +32,7 @@ import tinygraph as tg
 from tinygraph import functional as F
 
 from . import data, training, viz
-from .counting import GATES, count_parameters
+from .counting import conventions, count_parameters
 from .models import MODELS, build_model, describe, generate_text
 from .training import UsageError, check_writable, read_checkpoint
 
@@ -344,23 +344,8 @@ def params(args):
     check_elman_shape(args)
     if args.model == "elman" and p is None:
         raise UsageError("--model elman needs --output (the size p of y^<t>)")
-    kind = "rnn" if args.model == "elman" else args.model
-    ours = count_parameters(args.model, m, n, p, layers, args.bidirectional)
-    print(ours)
-    torch_count = count_parameters(kind, m, n, p, layers, args.bidirectional)
-    # the notes (and Keras's SimpleRNN and LSTM) keep one bias vector per cell where
-    # PyTorch keeps two; Keras's GRU (reset_after=True) keeps two as well
-    cells = layers * (2 if args.bidirectional else 1)
-    one_bias = torch_count.total - cells * GATES[kind] * n
-    keras = torch_count.total if kind == "gru" else one_bias
-    torch_name = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[kind]
-    keras_name = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[kind]
-    head = f" + nn.Linear({(2 if args.bidirectional else 1) * n}, {p})" if p else ""
-    rows = [("the notes (one bias per cell)", torch_count.weights, one_bias),
-            (f"PyTorch: {torch_name}({m}, {n}){head}", torch_count.weights,
-             torch_count.total),
-            (f"Keras: {keras_name}({n})" + (f" + Dense({p})" if p else ""),
-             torch_count.weights, keras)]
+    print(count_parameters(args.model, m, n, p, layers, args.bidirectional))
+    rows = conventions(args.model, m, n, p, layers, args.bidirectional)
     width = max(len(row[0]) for row in rows)
     print(f"\n{'convention':<{width}}  {'without biases':>14}  {'with biases':>11}")
     for label, weights, total in rows:

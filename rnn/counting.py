@@ -119,3 +119,29 @@ def count_parameters(kind, input_size, hidden_size, output_size=None, num_layers
     title = (f"{kind.upper()}(m={m}, n={n}, num_layers={num_layers}, "
              f"bidirectional={bidirectional})" + (f" + output layer (p={p})" if p else ""))
     return ParameterCount(title, shapes, notes)
+
+
+def conventions(kind, input_size, hidden_size, output_size=None, num_layers=1,
+                bidirectional=False):
+    """The same model counted three ways: rows of (convention, weights, with biases).
+
+    The notes (and Keras's SimpleRNN and LSTM) keep one bias vector per cell where
+    PyTorch keeps two; Keras's GRU (reset_after=True) keeps two as well. ``kind``
+    "elman" is counted as the one-layer "rnn" it is.
+
+    >>> [total for _, _, total in conventions("rnn", 10, 20, 5)]     # notes, PyTorch, Keras
+    [725, 745, 725]
+    """
+    kind = "rnn" if kind == "elman" else kind
+    m, n, p = input_size, hidden_size, output_size
+    torch_count = count_parameters(kind, m, n, p, num_layers, bidirectional)
+    cells = num_layers * (2 if bidirectional else 1)
+    one_bias = torch_count.total - cells * GATES[kind] * n
+    keras = torch_count.total if kind == "gru" else one_bias
+    torch_name = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[kind]
+    keras_name = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[kind]
+    head = f" + nn.Linear({(2 if bidirectional else 1) * n}, {p})" if p else ""
+    weights = torch_count.weights
+    return [("the notes (one bias per cell)", weights, one_bias),
+            (f"PyTorch: {torch_name}({m}, {n}){head}", weights, torch_count.total),
+            (f"Keras: {keras_name}({n})" + (f" + Dense({p})" if p else ""), weights, keras)]
