@@ -50,6 +50,18 @@ CASES = {
     "sgd_nesterov": ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
     "adam": ("Adam", dict()),
     "adam_tuned": ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    "adam_amsgrad": ("Adam", dict(lr=0.05, amsgrad=True, weight_decay=0.01)),
+    "adam_maximize": ("Adam", dict(lr=0.05, maximize=True)),
+    "adamw": ("AdamW", dict()),
+    "adamw_tuned": ("AdamW", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    "adamw_amsgrad": ("AdamW", dict(lr=0.05, amsgrad=True)),
+    "rmsprop": ("RMSprop", dict()),
+    "rmsprop_weight_decay": ("RMSprop", dict(lr=0.02, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    "rmsprop_momentum": ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    "rmsprop_centered": ("RMSprop", dict(lr=0.01, centered=True)),
+    "rmsprop_centered_momentum": ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True,
+                                                  weight_decay=0.05)),
+    "sgd_maximize": ("SGD", dict(lr=0.1, momentum=0.9, maximize=True)),
     "adagrad": ("Adagrad", dict()),
     "adagrad_tuned": ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05,
                                       initial_accumulator_value=0.1, eps=1e-8)),
@@ -62,6 +74,20 @@ def test_update_rule_equals_torch_over_10_steps(case):
     name, kwargs = CASES[case]
     ours = run_ours(lambda ps: getattr(optim, name)(ps, **kwargs))
     theirs = run_torch(lambda ps: getattr(torch.optim, name)(ps, **kwargs))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_rule_equals_torch_with_per_group_options(case):
+    torch = pytest.importorskip("torch")
+    name, kwargs = CASES[case]
+
+    def groups(params):  # the second group overrides the learning rate
+        lr = kwargs.get("lr", 1e-3 if name in ("SGD", "Adam", "AdamW") else 1e-2)
+        return [{"params": params[:1]}, {"params": params[1:], "lr": 3 * lr}]
+    ours = run_ours(lambda ps: getattr(optim, name)(groups(ps), **kwargs))
+    theirs = run_torch(lambda ps: getattr(torch.optim, name)(groups(ps), **kwargs))
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, **TOL)
 
@@ -87,7 +113,7 @@ def test_step_skips_parameters_without_grad():
     used.grad = np.array([1.0])
     optimizer.step()
     assert unused.data[0] == 2.0 and used.data[0] != 1.0
-    assert optimizer.state[id(unused)] == {}
+    assert optimizer.state[unused] == {}
 
 
 def test_step_writes_through_the_data_setter_keeping_the_object():
@@ -138,6 +164,97 @@ def test_negative_learning_rate_is_refused():
 def test_nesterov_without_momentum_is_refused():
     with pytest.raises(ValueError, match="nesterov"):
         optim.SGD([nn.Parameter([1.0])], lr=0.1, nesterov=True)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_defaults_equal_torchs(name):
+    torch = pytest.importorskip("torch")
+    ours = getattr(optim, name)([nn.Parameter([1.0])]).param_groups[0]
+    theirs = getattr(torch.optim, name)([torch.ones(1, requires_grad=True)]).param_groups[0]
+    for key, value in ours.items():
+        if key != "params":
+            assert theirs[key] == value, key
+
+
+# ---- parameter groups ---------------------------------------------------------------------
+def test_param_groups_hold_params_and_every_hyperparameter():
+    first, second = nn.Parameter([1.0]), nn.Parameter([2.0])
+    optimizer = optim.SGD([{"params": [first]}, {"params": [second], "lr": 0.5}],
+                          lr=0.1, momentum=0.9)
+    assert [g["params"] for g in optimizer.param_groups] == [[first], [second]]
+    assert [g["lr"] for g in optimizer.param_groups] == [0.1, 0.5]
+    assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
+
+
+def test_writing_lr_into_a_group_changes_the_next_step():
+    p = nn.Parameter([1.0])
+    optimizer = optim.SGD([p], lr=0.1)
+    optimizer.param_groups[0]["lr"] = 0.01
+    p.grad = np.array([1.0])
+    optimizer.step()
+    np.testing.assert_allclose(p.data, [0.99])
+
+
+def test_writing_weight_decay_into_a_group_changes_the_next_step():
+    p = nn.Parameter([2.0])
+    optimizer = optim.Adam([p], lr=0.1)
+    optimizer.param_groups[0]["weight_decay"] = 1.0
+    p.grad = np.array([0.0])  # only the decay moves it
+    optimizer.step()
+    assert p.data[0] < 2.0
+
+
+def test_add_param_group_takes_the_defaults_for_what_it_leaves_out():
+    first, second = nn.Parameter([1.0]), nn.Parameter([1.0])
+    optimizer = optim.Adam([first], lr=0.1, betas=(0.8, 0.9))
+    optimizer.add_param_group({"params": second, "lr": 0.2})
+    assert optimizer.param_groups[1]["lr"] == 0.2
+    assert optimizer.param_groups[1]["betas"] == (0.8, 0.9)
+    assert optimizer.params == [first, second]
+
+
+def test_a_parameter_in_two_groups_is_refused():
+    p = nn.Parameter([1.0])
+    with pytest.raises(ValueError, match="appears twice"):
+        optim.SGD([{"params": [p]}, {"params": [p], "lr": 1.0}], lr=0.1)
+
+
+def test_named_parameters_are_accepted():
+    model = nn.Linear(2, 3)
+    optimizer = optim.SGD(model.named_parameters(), lr=0.1)
+    assert optimizer.params == list(model.parameters())
+
+
+def test_a_group_without_params_is_refused():
+    with pytest.raises(TypeError, match="'params'"):
+        optim.SGD([{"lr": 0.1}], lr=0.1)
+
+
+def test_a_negative_option_in_a_group_is_refused():
+    with pytest.raises(ValueError, match="weight_decay must not be negative"):
+        optim.SGD([{"params": [nn.Parameter([1.0])], "weight_decay": -1}], lr=0.1)
+
+
+def test_step_runs_the_closure_and_returns_its_loss():
+    p = nn.Parameter([3.0])
+    optimizer = optim.SGD([p], lr=0.1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+    with tg.no_grad():  # the closure records its graph all the same
+        loss = optimizer.step(closure)
+    assert loss.item() == 9.0
+    np.testing.assert_allclose(p.data, [3.0 - 0.1 * 6.0])
+
+
+def test_zero_grad_without_set_to_none_keeps_zeros():
+    p = nn.Parameter([1.0, 2.0])
+    p.grad = np.array([1.0, 1.0])
+    optim.SGD([p], lr=0.1).zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(p.grad, [0.0, 0.0])
 
 
 def test_adam_refuses_betas_outside_0_1():
