@@ -29,6 +29,7 @@ import numpy as np
 
 from ..engine import enable_grad
 from ..tensor import Tensor
+from . import lr_scheduler
 
 _optimizers = weakref.WeakSet()  # live optimizers, to notice clipping after their step
 
