@@ -111,3 +111,67 @@ def test_load_refuses_a_single_npy_array(tmp_path):
     np.save(tmp_path / "w.npy", np.zeros(3))
     with pytest.raises(ValueError, match="single array, not an .npz archive"):
         tg.load(tmp_path / "w.npy")
+
+
+# ---- nested state dicts (trees) -------------------------------------------------------------
+def test_a_nested_state_dict_round_trips_with_its_types(tmp_path):
+    tree = {"model": {"W": np.arange(6.0).reshape(2, 3), "b": np.zeros(0, np.float32)},
+            "optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(2)}, 7: {}},
+                          "param_groups": [{"lr": 0.1 + 0.2, "betas": (0.9, 0.999),
+                                            "params": [0, 7], "amsgrad": False,
+                                            "name": "head", "extra": None}]},
+            "best": float("inf"), "scale": np.float32(0.5), "ints": np.arange(3)}
+    tg.save(tree, tmp_path / "tree.npz")
+    loaded = tg.load(tmp_path / "tree.npz")
+    assert list(loaded) == list(tree)
+    group = loaded["optimizer"]["param_groups"][0]
+    assert group == tree["optimizer"]["param_groups"][0]
+    assert type(group["betas"]) is tuple and type(group["params"]) is list
+    assert group["lr"] == 0.1 + 0.2 and loaded["best"] == float("inf")
+    assert list(loaded["optimizer"]["state"]) == [0, 7]  # int keys stay ints
+    assert loaded["optimizer"]["state"][0]["step"] == 3
+    for got, expected in [(loaded["model"]["W"], tree["model"]["W"]),
+                          (loaded["model"]["b"], tree["model"]["b"]),
+                          (loaded["ints"], tree["ints"]),
+                          (loaded["optimizer"]["state"][0]["exp_avg"], np.ones(2))]:
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert loaded["scale"].dtype == np.float32 and loaded["scale"] == 0.5
+
+
+def test_a_tree_names_its_arrays_by_path_so_numpy_can_read_them(tmp_path):
+    tg.save({"model": {"W": np.ones(2)}, "state": {0: {"m": np.zeros(3)}}}, tmp_path / "t.npz")
+    with np.load(tmp_path / "t.npz", allow_pickle=False) as archive:
+        assert {"model/W", "state/0/m", "__tree__"} <= set(archive.files)
+
+
+def test_a_tree_with_a_python_object_is_refused_and_writes_nothing(tmp_path):
+    with pytest.raises(TypeError, match="'optimizer/fn' is a function, which only pickle"):
+        tg.save({"optimizer": {"fn": lambda: 0}}, tmp_path / "t.npz")
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_a_tree_key_that_is_not_a_string_or_int_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="keys must be strings or ints"):
+        tg.save({"state": {(1, 2): np.ones(1)}}, tmp_path / "t.npz")
+
+
+def test_a_flat_dict_of_lists_still_saves_arrays(tmp_path):
+    tg.save({"w": [1.0, 2.0]}, tmp_path / "flat.npz")
+    loaded = tg.load(tmp_path / "flat.npz")
+    assert isinstance(loaded["w"], np.ndarray)
+
+
+def test_the_tree_entry_name_is_reserved_in_a_flat_dict(tmp_path):
+    with pytest.raises(TypeError, match="other than '__tree__'"):
+        tg.save({"__tree__": np.ones(1)}, tmp_path / "t.npz")
+
+
+def test_a_tree_that_names_a_missing_array_is_reported_corrupt(tmp_path):
+    path = tmp_path / "t.npz"
+    tg.save({"a": {"b": np.ones(1)}}, path)
+    arrays = dict(np.load(path, allow_pickle=False))
+    del arrays["a/b"]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="corrupt .npz archive.*__tree__ entry"):
+        tg.load(path)

@@ -6,7 +6,16 @@ only numbers (and strings) out of it, and refuses an array of Python objects.
 
     tg.save(model.state_dict(), "model.npz")
     model.load_state_dict(tg.load("model.npz"))
+
+A state dict that holds dicts (an optimizer's, or a checkpoint of model, optimizer
+and schedule together) is saved as a *tree*: its arrays as .npy entries named by their
+path ("optimizer/state/0/exp_avg"), and its structure (dicts with str or int keys,
+lists, tuples, numbers, strings, None) as JSON in one more entry, ``__tree__``. JSON
+is read without running anything, and floats written by ``repr`` come back bitwise.
+
+    tg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "ckpt.npz")
 """
+import json
 import os
 import zipfile
 import zlib
@@ -16,21 +25,27 @@ import numpy as np
 from .tensor import Tensor
 
 
+TREE = "__tree__"  # the entry holding a nested state dict's structure, as JSON
+
+
 def save(state_dict, path):
     """Write {name: ndarray or Tensor} to ``path`` as an .npz archive (exactly that path).
 
     Names may hold dots (``layers.0.weight``). Arrays of Python objects are refused,
-    since they could only be stored by pickling them.
+    since they could only be stored by pickling them. A dict that holds a dict or None
+    among its values is written as a tree (see the module's docstring).
     """
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"save: takes a dict of named arrays, not {type(state_dict).__name__}")
     arrays = {}
-    for name, value in state_dict.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"save: names must be non-empty strings, not {name!r}")
-        array = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if array.dtype.hasobject:
-            raise TypeError(f"save: '{name}' is an array of Python objects, which only "
-                            f"pickle could store; convert it to numbers")
-        arrays[name] = array
+    if any(isinstance(value, dict) or value is None for value in state_dict.values()):
+        arrays[TREE] = np.frombuffer(json.dumps(_encode(state_dict, (), arrays)).encode(),
+                                     dtype=np.uint8)
+    for name, value in state_dict.items() if TREE not in arrays else ():
+        if not isinstance(name, str) or not name or name == TREE:
+            raise TypeError(f"save: names must be non-empty strings other than {TREE!r}, "
+                            f"not {name!r}")
+        arrays[name] = _array(value, name)
     # Written entry by entry rather than with np.savez, whose own keyword arguments
     # (file, allow_pickle) would collide with parameters of those names.
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
@@ -39,8 +54,54 @@ def save(state_dict, path):
                 np.lib.format.write_array(entry, array, allow_pickle=False)
 
 
+def _array(value, name):
+    array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if array.dtype.hasobject:
+        raise TypeError(f"save: '{name}' is an array of Python objects, which only "
+                        f"pickle could store; convert it to numbers")
+    return array
+
+
+def _encode(value, path, arrays):
+    """The JSON form of one value of a tree; arrays go into ``arrays`` by path."""
+    where = "/".join(map(str, path))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value  # (np.float64 is a float: it comes back as a Python float)
+    if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise TypeError(f"save: the key {key!r} in '{where}' is a "
+                                f"{type(key).__name__}; keys must be strings or ints")
+        return {"dict": [[key, _encode(v, path + (key,), arrays)] for key, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        kind = "list" if isinstance(value, list) else "tuple"
+        return {kind: [_encode(v, path + (i,), arrays) for i, v in enumerate(value)]}
+    if not isinstance(value, (np.ndarray, np.generic, Tensor)):
+        raise TypeError(f"save: '{where}' is a {type(value).__name__}, which only pickle "
+                        f"could store; give arrays, numbers, strings, lists and dicts")
+    name = where if where not in arrays else f"{where}#{len(arrays)}"
+    arrays[name] = _array(value, where)
+    return {"array": name}
+
+
+def _decode(value, entries):
+    """The value a tree's JSON form stands for, arrays taken from ``entries``."""
+    if not isinstance(value, dict):
+        return value
+    (kind, content), = value.items()
+    if kind == "dict":
+        return {key: _decode(v, entries) for key, v in content}
+    if kind in ("list", "tuple"):
+        items = [_decode(v, entries) for v in content]
+        return items if kind == "list" else tuple(items)
+    if kind != "array":
+        raise ValueError(f"unknown kind {kind!r}")
+    return entries[content]
+
+
 def load(path):
-    """Read an .npz archive written by ``save`` (or ``np.savez``): {name: ndarray}.
+    """Read an .npz archive written by ``save`` (or ``np.savez``): {name: ndarray}, or
+    the nested dict that ``save`` wrote as a tree.
 
     Nothing in the file is executed: an entry holding pickled Python objects raises
     a ValueError naming it, and so does a file that is a pickle rather than an .npz.
@@ -56,9 +117,16 @@ def load(path):
             raise ValueError(_not_a_zip(path, head))
         try:
             with zipfile.ZipFile(file) as archive:
-                return dict(_read_entry(archive, info, path) for info in archive.infolist())
+                entries = dict(_read_entry(archive, info, path) for info in archive.infolist())
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
             raise ValueError(_corrupt(path, err)) from None
+    if TREE not in entries:
+        return entries
+    try:
+        return _decode(json.loads(entries[TREE].tobytes()), entries)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(_corrupt(path, f"its {TREE} entry does not describe its arrays: "
+                                        f"{err!r}")) from None
 
 
 def _not_a_zip(path, head):
