@@ -346,3 +346,96 @@ def test_a_training_step_lowers_the_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[1] < losses[0]
+
+
+# ---- state_dict: a run resumes exactly ------------------------------------------------------
+def train(model, optimizer, schedule, steps):
+    x = np.random.default_rng(2).normal(size=(8, 3))
+    y = np.random.default_rng(3).normal(size=(8, 2))
+    for _ in range(steps):
+        optimizer.zero_grad()
+        tg.functional.mse_loss(model(tg.tensor(x)), y).backward()
+        optimizer.step()
+        schedule.step()
+
+
+def fresh_run(name, kwargs):
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    groups = [{"params": model[0].parameters()}, {"params": model[1].parameters()}]
+    optimizer = getattr(optim, name)(groups, **kwargs)
+    optimizer.param_groups[1]["lr"] = optimizer.param_groups[1]["lr"] / 2
+    return model, optimizer, optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.7)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_training_resumes_bitwise_after_save_and_load(case, tmp_path):
+    name, kwargs = CASES[case]
+    straight = fresh_run(name, kwargs)
+    train(*straight, steps=10)
+    model, optimizer, schedule = fresh_run(name, kwargs)
+    train(model, optimizer, schedule, steps=4)
+    tg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict()}, tmp_path / "run.npz")
+    del model, optimizer, schedule
+    tg.manual_seed(123)  # the fresh model starts elsewhere: everything comes from the file
+    model, optimizer, schedule = fresh_run(name, kwargs)
+    checkpoint = tg.load(tmp_path / "run.npz")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    schedule.load_state_dict(checkpoint["schedule"])
+    train(model, optimizer, schedule, steps=6)
+    for (key, a), (_, b) in zip(straight[0].state_dict().items(), model.state_dict().items()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=key)
+    assert optimizer.param_groups[1]["lr"] == straight[1].param_groups[1]["lr"]
+
+
+def test_state_dict_has_torchs_layout():
+    torch = pytest.importorskip("torch")
+    ours_p = nn.Parameter(np.ones(2))
+    theirs_p = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    ours, theirs = optim.Adam([ours_p], lr=0.1), torch.optim.Adam([theirs_p], lr=0.1)
+    ours_p.grad, theirs_p.grad = np.ones(2), torch.ones(2, dtype=torch.float64)
+    ours.step()
+    theirs.step()
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert set(mine) == set(reference)
+    assert mine["param_groups"][0]["params"] == reference["param_groups"][0]["params"]
+    assert set(mine["state"][0]) == set(reference["state"][0])
+    np.testing.assert_allclose(mine["state"][0]["exp_avg_sq"],
+                               reference["state"][0]["exp_avg_sq"].numpy(), rtol=1e-12)
+
+
+def test_state_dict_copies_the_buffers():
+    p = nn.Parameter([1.0])
+    optimizer = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.array([1.0])
+    optimizer.step()
+    saved = optimizer.state_dict()
+    optimizer.step()
+    assert saved["state"][0]["momentum_buffer"][0] == 1.0
+
+
+def test_load_state_dict_refuses_other_group_sizes_and_changes_nothing():
+    first = optim.SGD([nn.Parameter([1.0]), nn.Parameter([2.0])], lr=0.1)
+    second = optim.SGD([nn.Parameter([1.0])], lr=0.5)
+    with pytest.raises(ValueError, match="groups of sizes \\[2\\], this one \\[1\\]"):
+        second.load_state_dict(first.state_dict())
+    assert second.param_groups[0]["lr"] == 0.5
+
+
+def test_load_state_dict_refuses_a_buffer_of_another_shape():
+    p = nn.Parameter(np.ones(3))
+    optimizer = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(3)
+    optimizer.step()
+    saved = optimizer.state_dict()
+    other = optim.SGD([nn.Parameter(np.ones(2))], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="'momentum_buffer' has shape \\(3,\\).*shape \\(2,\\)"):
+        other.load_state_dict(saved)
+    assert len(other.state[other.params[0]]) == 0
+
+
+def test_load_state_dict_refuses_something_else():
+    with pytest.raises(ValueError, match="'state' and 'param_groups'"):
+        optim.SGD([nn.Parameter([1.0])], lr=0.1).load_state_dict({"W": np.ones(1)})
