@@ -21,6 +21,6 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .derivatives import grad, hvp, jvp, vjp
 from .stats import GraphStats, graph_stats, record_contributions
 from .random import manual_seed
-from . import functional, init, nn, optim
+from . import data, functional, init, nn, optim
 from .serialization import load, save
 from . import viz
