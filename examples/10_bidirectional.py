@@ -8,6 +8,11 @@ on those words it can only guess: 50%. A bidirectional layer also runs right to 
 and its output at step t is [a→<t> ; a←<t>]: a←<t> has read "roosevelt" or "bears".
 (That same look ahead is why a bidirectional model must not be used to predict the
 next character: it would read the answer.)
+
+Training runs as in PyTorch: a fixed set of sentences, shuffled into batches of 32 by
+``tinygraph.data.DataLoader`` every epoch. The loader batches along the first axis,
+so the (T, B, V) sentences are stored samples-first and each batch is made time-major
+again with ``transpose(1, 0, 2)``.
 """
 import numpy as np
 
@@ -18,6 +23,7 @@ from _common import save_graph, setup
 from rnn import data
 from tinygraph import functional as F
 from tinygraph import nn, optim
+from tinygraph.data import DataLoader
 
 
 class Tagger(nn.Module):
@@ -35,23 +41,25 @@ class Tagger(nn.Module):
 
 def main():
     out, quick = setup(__doc__)
-    steps = 200 if quick else 500
+    epochs = 3 if quick else 8
     V, n = len(data.ENTITY_VOCAB), 16
+    train_xs, train_tags, _ = data.entity(12, 2000, rng=np.random.default_rng(0))
+    train_set = (np.swapaxes(train_xs, 0, 1), train_tags.T)   # (N, T, V), (N, T)
     test_xs, test_tags, ambiguous = data.entity(12, 400, rng=np.random.default_rng(99))
     print(f"{int(ambiguous.sum())} ambiguous words (teddy, washington) among "
           f"{ambiguous.size} in the test sentences")
     accuracies = {}
     for bidirectional in (False, True):
         tg.manual_seed(0)
-        rng = np.random.default_rng(0)
         model = Tagger(V, n, 2, bidirectional)
         optimizer = optim.Adam(model.parameters(), lr=0.02)
-        for _ in range(steps):
-            xs, tags, _ = data.entity(12, 32, rng=rng)
-            loss = F.cross_entropy(model(tg.tensor(xs)), tags)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        loader = DataLoader(train_set, batch_size=32, shuffle=True, seed=0)
+        for _ in range(epochs):
+            for xs, tags in loader:                              # (32, T, V), (32, T)
+                loss = F.cross_entropy(model(xs.transpose(1, 0, 2)), tags.data.T)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
         with tg.no_grad():
             right = model(tg.tensor(test_xs)).data.argmax(-1) == test_tags
         name = "bidirectional " if bidirectional else "unidirectional"
