@@ -114,6 +114,13 @@ def test_a_custom_dataset_is_collated_field_by_field():
     np.testing.assert_array_equal(y.data, np.arange(5))
 
 
+def test_a_list_of_samples_is_a_dataset_as_in_torch():
+    samples = [(np.full(2, float(i)), i) for i in range(5)]
+    x, y = list(DataLoader(samples, batch_size=2))[-1]
+    np.testing.assert_array_equal(x.data, [[4.0, 4.0]])
+    np.testing.assert_array_equal(y.data, [4])
+
+
 def test_collate_fn_receives_the_list_of_samples():
     X, y = arrays(6)
     loader = DataLoader((X, y), batch_size=3, collate_fn=lambda samples: len(samples))

@@ -7,10 +7,10 @@
             ...
 
 A dataset has ``len()`` and ``dataset[i]`` (one sample: an array, or a tuple of them);
-samples run along the first axis. ``DataLoader`` takes a dataset, an array or a tuple of
-arrays (both made a ``TensorDataset``) and yields each batch as the sample does: a
-tensor, or a tuple of tensors, of the stored dtype (integers stay integer tensors, for
-targets and indices). Sequence data kept time-major (T, B, m) is made samples-first
+samples run along the first axis. ``DataLoader`` takes a dataset (a list of samples is
+one), an array or a tuple of arrays (both made a ``TensorDataset``) and yields each
+batch as the sample does: a tensor, or a tuple of tensors, of the stored dtype
+(integers stay integer tensors, for targets and indices). Sequence data kept time-major (T, B, m) is made samples-first
 with ``np.swapaxes(xs, 0, 1)`` before, and a batch made time-major again with
 ``x.transpose(1, 0, 2)`` after.
 
@@ -84,7 +84,7 @@ class DataLoader:
                              f"got {batch_size!r}")
         if seed is not None and generator is not None:
             raise ValueError("DataLoader: give seed or generator, not both")
-        if isinstance(dataset, (tuple, list)):
+        if isinstance(dataset, tuple):  # (a list is a dataset of samples, as in torch)
             dataset = TensorDataset(*dataset)
         elif isinstance(dataset, (np.ndarray, Tensor)):
             dataset, self._single = TensorDataset(dataset), True
