@@ -19,7 +19,7 @@ from .accel import scan, unrolled
 from .ops import linear, matmul  # as the accelerator registered them: accel/rowsum.py
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .derivatives import grad, hvp, jvp, vjp
-from .checkpoint import checkpoint
+from .checkpointing import checkpoint
 from .stats import GraphStats, graph_stats, record_contributions
 from .random import manual_seed
 from . import data, functional, init, nn, optim
