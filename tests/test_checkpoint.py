@@ -196,3 +196,15 @@ def test_gradcheck_through_a_checkpoint():
     w = tg.tensor(rng.normal(size=(2, 2)), requires_grad=True)
     assert tg.gradcheck(lambda x, w: tg.checkpoint(lambda a: (a @ w).tanh() * a.sum(), x),
                         [x, w])
+
+
+def test_the_benchmark_runs_agree_and_checkpointing_keeps_less_memory():
+    from benchmarks import checkpoint as bench  # no timing: gradients and memory only
+    assert bench.check(50) <= 1e-12
+    peaks = {}
+    for checkpointed in (False, True):
+        model, xs, targets = bench.make(400)
+        optimizer = tg.optim.SGD(model.parameters(), lr=1e-3)
+        bench.train_step(model, optimizer, xs, targets, checkpointed)  # warm up
+        peaks[checkpointed] = bench.peak_bytes(model, optimizer, xs, targets, checkpointed)
+    assert peaks[True] < peaks[False] / 3  # 20 segments of 20 steps: one segment's graph
