@@ -582,6 +582,21 @@ def _tensors(values):
     return [as_tensor(v, like) for v in values]
 
 
+TORCH_NAMES = {"dim": "axis", "keepdim": "keepdims"}
+
+
+def numpy_names(options, name):
+    """Read PyTorch's ``dim=`` and ``keepdim=`` in ``options`` (a dict, changed in place)
+    as NumPy's ``axis=`` and ``keepdims=``, so that either spelling works everywhere."""
+    for torch_name, numpy_name in TORCH_NAMES.items():
+        if torch_name in options:
+            if numpy_name in options:
+                raise TypeError(f"{name}() got both {torch_name}= and {numpy_name}= "
+                                f"(the same option in PyTorch's and NumPy's words); pass one")
+            options[numpy_name] = options.pop(torch_name)
+    return options
+
+
 def register(cls, *methods, reflected=()):
     """Make op class ``cls`` callable: returns its function, ``f(*inputs, *options)``,
     installs it as each Tensor method in ``methods`` (``reflected`` ones swap the two
@@ -590,7 +605,7 @@ def register(cls, *methods, reflected=()):
 
     The inputs are forward's positional parameters (a trailing one left None is
     dropped: linear's bias), the options its keyword-only ones, which may also be
-    given by position. A class with unusual arguments says how to read them in
+    given by position; ``dim=``/``keepdim=`` are read as ``axis=``/``keepdims=``. A class with unusual arguments says how to read them in
     ``arguments(*args, **kwargs) -> (inputs, options)``.
     """
     parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
@@ -623,6 +638,8 @@ def register(cls, *methods, reflected=()):
                 return apply(args[0], args[1])
             if len(args) == 3 and all(isinstance(x, Tensor) for x in args):  # linear's
                 return apply(*args)
+        if options:
+            numpy_names(options, name)
         inputs, options = arguments(args, options) if adapter is None else adapter(
             *args, **options)
         return apply(*_tensors(inputs), **options)
