@@ -15,6 +15,7 @@ cells) is built from these, so its gradient comes for free and shows up in the g
 """
 import builtins
 import inspect
+import itertools
 import math
 
 import numpy as np
@@ -163,6 +164,31 @@ def _rows(x):
     return x if x.ndim == 2 else x.reshape((math.prod(x.shape[:-1]), x.shape[-1]))
 
 
+class Maximum(Op):
+    """out = the larger of a and b, entry by entry (``np.maximum``);  dL/da = g where a
+    is larger, dL/db = g where b is, and where they tie each gets g / 2 (as PyTorch)."""
+
+    __slots__ = ("share",)  # a's share of g: 1, 0 or 1/2 at a tie
+    broadcasts = True
+    pick = staticmethod(np.maximum)
+
+    def forward(self, a, b):
+        out = self.pick(a, b)
+        self.share = np.where(a == b, 0.5, a == out).astype(out.dtype, copy=False)
+        return out
+
+    def backward(self, g, out, a, b):
+        return (g * self.share if self.needs_grad[0] else None,
+                g * (1 - self.share) if self.needs_grad[1] else None)
+
+
+class Minimum(Maximum):
+    """out = the smaller of a and b, entry by entry (``np.minimum``);  dL/da = g where a
+    is smaller, dL/db = g where b is, and where they tie each gets g / 2 (as PyTorch)."""
+
+    pick = staticmethod(np.minimum)
+
+
 # ---- elementwise, one input -------------------------------------------------------
 class Neg(Op):
     """out = -x;  dL/dx = -g."""
@@ -251,6 +277,86 @@ class Softplus(Op):
         return g * Sigmoid.call(x)
 
 
+class Sqrt(Op):
+    """out = sqrt(x);  dL/dx = g / (2 out) (inf at x == 0, as in PyTorch)."""
+
+    saves_output = True
+
+    def forward(self, x):
+        return np.sqrt(x)
+
+    def backward(self, g, out, x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g / (2 * out)
+
+
+class Abs(Op):
+    """out = |x|;  dL/dx = g sign(x), which is 0 at x == 0 (as PyTorch)."""
+
+    __slots__ = ("sign",)  # (what forward keeps for the VJP)
+
+    def forward(self, x):
+        self.sign = np.sign(x)
+        return np.abs(x)
+
+    def backward(self, g, out, x):
+        return g * self.sign
+
+
+class Clamp(Op):
+    """out = x clipped to [min, max] (``np.clip``; one bound may be None);  dL/dx = g
+    where min <= x <= max, 0 where x was clipped (a bound itself passes g, as PyTorch)."""
+
+    __slots__ = ("inside",)  # (what forward keeps for the VJP)
+
+    def forward(self, x, *, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp needs at least one of min and max")
+        out = np.clip(x, min, max)
+        self.inside = out == x
+        return out
+
+    def backward(self, g, out, x):
+        return g * self.inside
+
+
+class Sin(Op):
+    """out = sin x;  dL/dx = g cos x."""
+
+    saves_inputs = True
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, g, out, x):
+        return g * Cos.call(x)
+
+
+class Cos(Op):
+    """out = cos x;  dL/dx = -g sin x."""
+
+    saves_inputs = True
+
+    def forward(self, x):
+        return np.cos(x)
+
+    def backward(self, g, out, x):
+        return -g * Sin.call(x)
+
+
+class Erf(Op):
+    """out = erf x = (2/sqrt(pi)) integral_0^x e^(-t^2) dt (``math.erf`` on each entry: NumPy
+    has no erf);  dL/dx = g (2/sqrt(pi)) e^(-x^2)."""
+
+    saves_inputs = True
+
+    def forward(self, x):
+        return np.vectorize(math.erf, otypes=[np.result_type(x, 1.0)])(x)
+
+    def backward(self, g, out, x):
+        return g * (2 / math.sqrt(math.pi)) * Exp.call(-(x * x))
+
+
 # ---- reductions ------------------------------------------------------------------
 def _axes(axis, ndim):
     """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of axes. A 0-d
@@ -303,23 +409,76 @@ class Max(Op):
 
     dL/dx = g at the maximum. Ties share the gradient equally: if k entries reach the
     maximum, each gets g / k (as ``torch.amax``), so the gradient still sums to g.
+    With an axis it returns the values only, as NumPy (``argmax`` gives the indices).
     """
 
     __slots__ = ("axes", "share")  # (what forward keeps for the VJP)
+    reduce = staticmethod(np.max)
 
     def forward(self, x, *, axis=None, keepdims=False):
         self.axes = _axes(axis, x.ndim)
         empty = [a for a in self.axes if x.shape[a] == 0]
         if empty:
-            raise ValueError(f"the max over axis {empty[0]}, which has size 0, is undefined "
-                             f"(an empty slice has no maximum); reduce over other axes")
-        out = np.max(x, axis=self.axes, keepdims=True)
+            raise ValueError(f"the {self.name} over axis {empty[0]}, which has size 0, is "
+                             f"undefined (an empty slice has none); reduce over other axes")
+        out = self.reduce(x, axis=self.axes, keepdims=True)
         self.share = (x == out) / np.sum(x == out, axis=self.axes, keepdims=True)
         return out if keepdims else np.squeeze(out, self.axes)
 
     def backward(self, g, out, x):
         return g.reshape(_kept_shape(self.share.shape, self.axes)) * self.share.astype(
             g.dtype, copy=False)
+
+
+class Min(Max):
+    """out = min of x over ``axis``;  dL/dx = g at the minimum, g / k to each of k ties
+    (as ``torch.amin``). The values only, as NumPy (``argmin`` gives the indices)."""
+
+    reduce = staticmethod(np.min)
+
+
+class Var(Op):
+    """out = sum((x - mean x)^2) / (n - correction) over ``axis``, n entries each:
+    correction=1 (the default, as PyTorch) is the unbiased estimate, 0 NumPy's default
+    (``ddof=`` is read as ``correction=``);  dL/dx = g 2 (x - mean x) / (n - correction)."""
+
+    __slots__ = ("axes", "divisor")  # (what forward keeps for the VJP)
+    saves_inputs = True
+
+    def forward(self, x, *, axis=None, correction=1, keepdims=False):
+        self.axes = _axes(axis, x.ndim)
+        self.divisor = builtins.max(math.prod(x.shape[a] for a in self.axes) - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # no entries, or n <= correction
+            centred = x - np.mean(x, axis=self.axes, keepdims=True)
+            return np.sum(centred * centred, axis=self.axes, keepdims=keepdims) / self.divisor
+
+    def backward(self, g, out, x):
+        g = g.reshape(_kept_shape(x.shape, self.axes))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (x - x.mean(axis=self.axes, keepdims=True)) * 2 / self.divisor
+
+    @staticmethod
+    def arguments(x, axis=None, *, correction=None, keepdims=False, ddof=None):
+        """var(x, axis, correction=1, keepdims=False), or NumPy's ddof= for correction=."""
+        if ddof is not None and correction is not None:
+            raise TypeError("var/std: pass correction= (PyTorch) or ddof= (NumPy), not both")
+        correction = 1 if correction is None and ddof is None else (
+            ddof if correction is None else correction)
+        return [x], {"axis": axis, "correction": correction, "keepdims": keepdims}
+
+
+class Std(Var):
+    """out = sqrt(var x) (see Var, for the correction);  dL/dx = Var's VJP of g / (2 out)."""
+
+    saves_output = True
+
+    def forward(self, x, *, axis=None, correction=1, keepdims=False):
+        return np.sqrt(Var.forward(self, x, axis=axis, correction=correction,
+                                   keepdims=keepdims))
+
+    def backward(self, g, out, x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return Var.backward(self, g / (2 * out), out, x)
 
 
 # ---- shape and indexing -------------------------------------------------------------
@@ -346,6 +505,44 @@ class Reshape(Op):
 
 
 
+class Squeeze(Reshape):
+    """out = x without its size-1 axes among ``axis`` (all axes when None); an axis of
+    another size stays, as in PyTorch (NumPy raises);  dL/dx = g reshaped back."""
+
+    arguments = None  # (Reshape's ways of writing a shape do not apply)
+
+    def forward(self, x, *, axis=None):
+        axes = [a for a in _axes(axis, x.ndim) if x.shape[a] == 1]
+        return super().forward(x, shape=tuple(n for i, n in enumerate(x.shape)
+                                              if i not in axes))
+
+
+class Unsqueeze(Reshape):
+    """out = x with a new axis of size 1 at ``axis`` (``np.expand_dims``: -1 is the
+    new last axis; a tuple adds several);  dL/dx = g reshaped back."""
+
+    arguments = None
+
+    def forward(self, x, *, axis):
+        return super().forward(x, shape=np.expand_dims(x, axis).shape)
+
+
+class Flatten(Reshape):
+    """out = x with the axes start_dim..end_dim (inclusive) merged into one, as PyTorch's
+    flatten (the defaults: every axis; a 0-d x becomes shape (1,));  dL/dx = g reshaped back."""
+
+    arguments = None
+
+    def forward(self, x, *, start_dim=0, end_dim=-1):
+        if x.ndim == 0:
+            return super().forward(x, shape=(1,))
+        start, end = _axes(start_dim, x.ndim)[0], _axes(end_dim, x.ndim)[0]
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        merged = math.prod(x.shape[start:end + 1])
+        return super().forward(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1:])
+
+
 class BroadcastTo(Op):
     """out = x repeated along the axes where ``shape`` is larger (``np.broadcast_to``);
     dL/dx = g, summed back to x's shape by the engine."""
@@ -357,6 +554,23 @@ class BroadcastTo(Op):
 
     def backward(self, g, out, x):
         return g
+
+
+class Expand(BroadcastTo):
+    """out = x broadcast to ``sizes``, as PyTorch's expand: -1 keeps an axis's size;
+    dL/dx = g, summed back to x's shape by the engine."""
+
+    @staticmethod
+    def arguments(x, *sizes):
+        """expand(x, 2, -1) or expand(x, (2, -1))."""
+        if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
+            sizes = tuple(sizes[0])
+        x, new = as_tensor(x), len(sizes) - np.ndim(x)
+        if new < 0:
+            raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of "
+                             f"{x.ndim} axes (one size per axis, at least)")
+        return [x], {"shape": tuple(x.shape[i - new] if n == -1 and i >= new else n
+                                    for i, n in enumerate(sizes))}
 
 
 class Transpose(Op):
@@ -511,6 +725,56 @@ class Stack(Op):
                      for i, needed in enumerate(self.needs_grad))
 
 
+class Flip(Op):
+    """out = x with its entries in reverse order along ``axis`` (every axis when None);
+    dL/dx = g flipped back along the same axes."""
+
+    __slots__ = ("axes",)  # (what forward keeps for the VJP)
+
+    def forward(self, x, *, axis=None):
+        self.axes = _axes(axis, x.ndim)
+        return np.flip(x, self.axes)
+
+    def backward(self, g, out, x):
+        return Flip.call(g, axis=self.axes)
+
+
+class Pad(Op):
+    """out = x with ``value`` (0 by default) around it: ``pad_width`` is (before, after)
+    for each axis, as ``np.pad`` reads it (one pair for every axis, or one int);
+    dL/dx = g without the padding: the slice of g where x sits."""
+
+    __slots__ = ("inside",)  # (what forward keeps for the VJP)
+
+    def forward(self, x, *, pad_width, value=0.0):
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+        if (widths < 0).any():
+            raise ValueError(f"pad widths must be >= 0, not {np.asarray(pad_width).tolist()}")
+        self.inside = tuple(slice(before, before + n)
+                            for (before, _), n in zip(widths.tolist(), x.shape))
+        return np.pad(x, widths, constant_values=value) if x.ndim else x.copy()
+
+    def backward(self, g, out, x):
+        return g[self.inside]
+
+
+class Cumsum(Op):
+    """out_i = x_1 + ... + x_i along ``axis`` (of x flattened when None, as NumPy);
+    dL/dx_i = g_i + ... + g_n: g summed cumulatively from the end."""
+
+    __slots__ = ("shape", "axis")  # (what forward keeps for the VJP)
+
+    def forward(self, x, *, axis=None):
+        self.shape, self.axis = x.shape, axis
+        out = np.cumsum(x, axis=axis if x.ndim else None)
+        return out.reshape(()) if x.ndim == 0 and axis is not None else out
+
+    def backward(self, g, out, x):
+        axis = 0 if self.axis is None else self.axis
+        reverse = Flip.call(g, axis=axis)
+        return Flip.call(Cumsum.call(reverse, axis=axis), axis=axis).reshape(self.shape)
+
+
 class Where(Op):
     """out = a where condition else b;  dL/da = g where condition, dL/db = g elsewhere.
 
@@ -554,6 +818,68 @@ class LogSoftmax(Op):
 
     def backward(self, g, out, x):
         return g - Exp.call(out) * g.sum(axis=self.axis, keepdims=True)
+
+
+class Softmax(Op):
+    """out = e^x / sum(e^x) along ``axis``, computed after subtracting the max so that
+    logits of any size stay finite;  dL/dx = out (g - sum(g out))."""
+
+    __slots__ = ("axis",)  # (what forward keeps for the VJP)
+
+    saves_output = True
+
+    def forward(self, x, *, axis=-1):
+        self.axis = axis
+        if x.size == 0:  # no max to subtract; x - 0.0 is a new (float) empty array
+            return x - 0.0
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+    def backward(self, g, out, x):
+        return out * (g - (g * out).sum(axis=self.axis, keepdims=True))
+
+
+# ---- windows: what a convolution or a pooling sees (im2col and back) ------------------
+class Unfold(Op):
+    """out = every window of x that a kernel of ``kernel_size`` visits (im2col). x is
+    (..., *spatial), one spatial axis per kernel side; out is (..., *positions,
+    *kernel_size) with out[..., p, k] = x[..., p stride + k dilation] on each spatial axis
+    (a strided view of x, no copy);  dL/dx = Fold(g): each window's g added back."""
+
+    __slots__ = ("shape", "stride", "dilation")  # (what forward keeps for the VJP)
+
+    def forward(self, x, *, kernel_size, stride, dilation):
+        self.shape, self.stride, self.dilation = x.shape, tuple(stride), tuple(dilation)
+        spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation))
+        axes = tuple(range(x.ndim - len(spans), x.ndim))
+        windows = np.lib.stride_tricks.sliding_window_view(x, spans, axis=axes)
+        return windows[(Ellipsis,) + tuple(slice(None, None, s) for s in stride) +
+                       tuple(slice(None, None, d) for d in dilation)]
+
+    def backward(self, g, out, x):
+        return Fold.call(g, shape=self.shape, stride=self.stride, dilation=self.dilation)
+
+
+class Fold(Op):
+    """out = zeros of ``shape`` with each window of ``cols`` (as Unfold made them) added
+    back where it was taken from; overlapping windows add up (col2im). Unfold's VJP, as
+    an op;  dL/dcols = Unfold(g_out)."""
+
+    __slots__ = ("kernel_size", "stride", "dilation")  # (what forward keeps for the VJP)
+
+    def forward(self, cols, *, shape, stride, dilation):
+        n = len(stride)
+        self.kernel_size, self.stride, self.dilation = cols.shape[-n:], stride, dilation
+        positions, out = cols.shape[-2 * n:-n], np.zeros(shape, dtype=cols.dtype)
+        for k in itertools.product(*map(range, self.kernel_size)):  # one add per offset
+            out[(Ellipsis,) + tuple(slice(i * d, i * d + s * (p - 1) + 1, s) for i, d, s, p
+                                    in zip(k, dilation, stride, positions))] += cols[
+                (Ellipsis,) + (slice(None),) * n + k]
+        return out
+
+    def backward(self, g_out, out, cols):
+        return Unfold.call(g_out, kernel_size=self.kernel_size, stride=self.stride,
+                           dilation=self.dilation)
 
 
 # ---- registration: one function and one method per op ----------------------------------
@@ -667,6 +993,8 @@ div = register(Div, "__truediv__", reflected=["__rtruediv__"])
 pow = register(Pow, "__pow__", reflected=["__rpow__"])
 matmul = register(MatMul, "__matmul__", "matmul", reflected=["__rmatmul__"])
 linear = register(Linear)
+maximum = register(Maximum)
+minimum = register(Minimum)
 neg = register(Neg, "__neg__")
 exp = register(Exp, "exp")
 log = register(Log, "log")
@@ -674,16 +1002,106 @@ tanh = register(Tanh, "tanh")
 sigmoid = register(Sigmoid, "sigmoid")
 relu = register(ReLU, "relu")
 softplus = register(Softplus, "softplus")
+sqrt = register(Sqrt, "sqrt")
+abs = register(Abs, "abs", "__abs__")
+clamp = clip = register(Clamp, "clamp", "clip")
+sin = register(Sin, "sin")
+cos = register(Cos, "cos")
+erf = register(Erf, "erf")
 sum = register(Sum, "sum")
 mean = register(Mean, "mean")
-max = register(Max, "max")
-reshape = register(Reshape, "reshape")
+max = amax = register(Max, "max", "amax")
+min = amin = register(Min, "min", "amin")
+var = register(Var, "var")
+std = register(Std, "std")
+cumsum = register(Cumsum, "cumsum")
+reshape = view = register(Reshape, "reshape", "view")
+squeeze = register(Squeeze, "squeeze")
+unsqueeze = register(Unsqueeze, "unsqueeze")
+flatten = register(Flatten, "flatten")
 broadcast_to = register(BroadcastTo, "broadcast_to")
+expand = register(Expand, "expand")
 transpose = permute = register(Transpose, "transpose", "permute")
 getitem = register(GetItem, "__getitem__")
 register(IndexAdd)
-concat = register(Concat)
+concat = cat = register(Concat)
 stack = register(Stack)
 where = register(Where)
+flip = register(Flip, "flip")
+pad = register(Pad, "pad")
 log_softmax = register(LogSoftmax, "log_softmax")
+softmax = register(Softmax, "softmax")
+unfold = register(Unfold)
+fold = register(Fold)
 Tensor.T = property(transpose, doc="The tensor with its axes reversed (2-D: the transpose).")
+
+
+
+# ---- functions that read values or return several tensors, built on the ops above ----
+def plain(function, *methods):
+    """``function`` taking PyTorch's dim=/keepdim= too, installed as each Tensor method in
+    ``methods``: for what is not one op (several outputs, or no gradient at all)."""
+    def wrapper(*args, **options):
+        return function(*args, **numpy_names(options, function.__name__))
+
+    wrapper.__name__ = wrapper.__qualname__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    for method in methods:
+        setattr(Tensor, method, wrapper)
+    return wrapper
+
+
+def _argmax(x, axis=None, keepdims=False):
+    """The index of the largest entry along ``axis`` (of x flattened when None, as in NumPy
+    and PyTorch; the first one at a tie), as an int64 tensor that never requires grad."""
+    values = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Tensor._wrap(np.asarray(np.argmax(values, axis=axis, keepdims=keepdims)))
+
+
+def _argmin(x, axis=None, keepdims=False):
+    """The index of the smallest entry along ``axis``: see argmax."""
+    values = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Tensor._wrap(np.asarray(np.argmin(values, axis=axis, keepdims=keepdims)))
+
+
+def _split(x, split_size_or_sections, axis=0):
+    """x cut along ``axis`` into pieces, as PyTorch's split (not NumPy's): an int is the
+    size of each piece (the last may be smaller), a list gives every piece's size. A
+    tuple of tensors, each a slice of x, so each piece's gradient reaches its own part."""
+    x = as_tensor(x)
+    if x.ndim == 0:
+        raise ValueError("split: a 0-d tensor has no axis to split")
+    n, size = x.shape[axis], split_size_or_sections
+    if isinstance(size, (int, np.integer)):
+        if size <= 0:
+            raise ValueError(f"split: the size of each piece must be positive, not {size}")
+        sizes = [size] * (n // size) + [n % size] * (n % size > 0 or n == 0)
+    elif builtins.sum(size) != n or builtins.min(size, default=0) < 0:
+        raise ValueError(f"split: the sizes {list(size)} must be >= 0 and add up to the "
+                         f"size of axis {axis}, {n}")
+    else:
+        sizes = list(size)
+    before, ends = (slice(None),) * (axis % x.ndim), np.cumsum(sizes).tolist()
+    return tuple(x[before + (slice(end - k, end),)] for k, end in zip(sizes, ends))
+
+
+def _chunk(x, chunks, axis=0):
+    """x cut along ``axis`` into ``chunks`` pieces of equal size (the last may be smaller,
+    and there may be fewer), as PyTorch's chunk; see split."""
+    if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: the number of chunks must be a positive int, not {chunks!r}")
+    x = as_tensor(x)
+    n = x.shape[axis] if x.ndim else 0
+    return _split(x, builtins.max(-(-n // chunks), 1), axis)
+
+
+def _tolist(x):
+    """The values as (nested) Python lists of numbers, as ``ndarray.tolist``."""
+    return x.data.tolist()
+
+
+argmax = plain(_argmax, "argmax")
+argmin = plain(_argmin, "argmin")
+split = plain(_split, "split")
+chunk = plain(_chunk, "chunk")
+tolist = plain(_tolist, "tolist")
