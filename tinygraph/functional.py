@@ -5,6 +5,8 @@ gradient comes from the engine and its nodes show up in a drawing of the graph.
 
 Losses take ``reduction``: "mean" (the default), "sum", or "none" (one loss per entry).
 """
+import math
+
 import numpy as np
 
 from . import ops
@@ -13,13 +15,39 @@ from .random import generator
 from .tensor import Tensor
 
 log_softmax = ops.log_softmax
+softmax = ops.softmax  # softmax(x)_i = e^(x_i) / sum_j e^(x_j): the probabilities y^ of logits x
 softplus = ops.softplus
+relu = ops.relu
+sigmoid = ops.sigmoid
+tanh = ops.tanh
 
 
-def softmax(x, axis=-1):
-    """softmax(x)_i = e^(x_i) / sum_j e^(x_j) along ``axis``: the probabilities y^ that
-    logits x stand for. Computed as exp(log_softmax(x)), so logits of +-1000 are fine."""
-    return ops.exp(ops.log_softmax(x, axis))
+def gelu(x, approximate="none"):
+    """GELU(x) = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, with Phi the standard normal's
+    distribution function; ``approximate="tanh"`` gives PyTorch's other form,
+    x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2."""
+    x = ops.as_tensor(x)
+    if approximate == "none":
+        return x * (1 + ops.erf(x * (1 / math.sqrt(2)))) * 0.5
+    if approximate == "tanh":
+        return x * (1 + ops.tanh((x + 0.044715 * x * x * x) * math.sqrt(2 / math.pi))) * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+
+
+def one_hot(tensor, num_classes=-1):
+    """(..., num_classes) int64 tensor with a 1 at each index of ``tensor`` (integers in
+    [0, num_classes)) and 0 elsewhere; num_classes=-1 takes the largest index + 1."""
+    indices = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, not {indices.dtype}")
+    if num_classes == -1:
+        if indices.size == 0:
+            raise ValueError("one_hot: cannot infer num_classes from no indices; pass it")
+        num_classes = int(indices.max()) + 1
+    if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+        raise IndexError(f"one_hot: indices must lie in [0, {num_classes}), found values "
+                         f"from {indices.min()} to {indices.max()}")
+    return Tensor._wrap((indices[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def _check_reduction(reduction, name):
@@ -48,43 +76,74 @@ def _same_shape_target(prediction, target, name):
     return prediction, target
 
 
-def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
-    """L = -log softmax(logits)[target]: the negative log-probability of the true class.
+def cross_entropy(logits, targets, reduction="mean", ignore_index=-100, weight=None):
+    """L = -log softmax(logits)[target]: the negative log-probability of the true class,
+    nll_loss of log_softmax(logits) along the last axis.
 
     logits: (N, C) or (T, B, C), any shape with the classes on the last axis.
     targets: integers in [0, C) of the logits' shape without that axis ((N,) or (T, B)).
     Entries whose target equals ``ignore_index`` (padded time steps) contribute
     nothing: their loss is 0, and "mean" divides by the number of the others, as
-    PyTorch does (so a batch with every entry ignored gives nan).
+    PyTorch does (so a batch with every entry ignored gives nan). ``weight`` (C,)
+    weighs each class, as in ``nll_loss``.
     """
     logits = ops.as_tensor(logits)
+    return _nll(lambda: ops.log_softmax(logits, -1), logits, targets, weight, reduction,
+                ignore_index, "cross_entropy")
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """L = -weight[target] input[target]: the negative log-likelihood of the true class,
+    for log-probabilities ``input`` (e.g. from log_softmax) with the classes on the
+    last axis ((N, C), or (T, B, C)) and integer targets of the shape without it.
+
+    ``weight`` (C,) weighs each class (default 1); "mean" divides by the sum of the
+    weights of the targets, as PyTorch does. Targets equal to ``ignore_index`` count
+    for nothing.
+    """
+    input = ops.as_tensor(input)
+    return _nll(lambda: input, input, target, weight, reduction, ignore_index, "nll_loss")
+
+
+def _nll(log_probs_of, scores, targets, weight, reduction, ignore_index, name):
+    """-weight[target] log_probs[target] per entry, reduced; ``scores`` are the logits or
+    log-probabilities (checked first), ``log_probs_of()`` makes the log-probabilities."""
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class indices, "
+        raise TypeError(f"{name}: targets must be integer class indices, "
                         f"not {targets.dtype}")
-    if targets.shape != logits.shape[:-1]:
+    if scores.ndim == 0 or targets.shape != scores.shape[:-1]:
         raise ShapeError(
-            f"cross_entropy: targets of shape {targets.shape} must have the logits' shape "
-            f"{logits.shape} without its last (class) axis, i.e. {logits.shape[:-1]}")
-    n_classes = logits.shape[-1]
+            f"{name}: targets of shape {targets.shape} must have the input's shape "
+            f"{scores.shape} without its last (class) axis, i.e. {scores.shape[:-1]}")
+    n_classes = scores.shape[-1]
     kept = targets != ignore_index
     kept_shape = kept.shape
     out_of_range = kept & ((targets < 0) | (targets >= n_classes))
     if out_of_range.any():
         raise IndexError(
-            f"cross_entropy: targets must lie in [0, {n_classes}) or equal ignore_index "
+            f"{name}: targets must lie in [0, {n_classes}) or equal ignore_index "
             f"({ignore_index}); found {targets[out_of_range][0]}")
-    _check_reduction(reduction, "cross_entropy")
+    if weight is not None:
+        weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight,
+                            dtype=scores.dtype)
+        if weight.shape != (n_classes,):
+            raise ShapeError(f"{name}: weight must have one entry per class, shape "
+                             f"({n_classes},), not {weight.shape}")
+    _check_reduction(reduction, name)
     # Pick log y^[target] row by row (a gather: only the picked entries get gradient).
-    log_probs = ops.log_softmax(logits, -1).reshape(-1, n_classes)
+    log_probs = log_probs_of().reshape(-1, n_classes)
     kept, targets = kept.reshape(-1), targets.reshape(-1)
     if reduction == "none":
-        rows = np.arange(len(targets))
-        picked = log_probs[rows, np.where(kept, targets, 0)] * kept.astype(logits.dtype)
-        return (-picked).reshape(kept_shape)
+        rows, safe = np.arange(len(targets)), np.where(kept, targets, 0)
+        scale = kept.astype(scores.dtype) * (1 if weight is None else weight[safe])
+        return (-(log_probs[rows, safe] * scale)).reshape(kept_shape)
     rows = np.flatnonzero(kept)
     picked = log_probs[rows, targets[rows]]
-    return -(ops.mean(picked) if reduction == "mean" else ops.sum(picked))
+    if weight is None:
+        return -(ops.mean(picked) if reduction == "mean" else ops.sum(picked))
+    total = -ops.sum(picked * weight[targets[rows]])
+    return total / weight[targets[rows]].sum() if reduction == "mean" else total
 
 
 def _clamped_log(p):
@@ -131,6 +190,161 @@ def mse_loss(input, target, reduction="mean"):
     input, target = _same_shape_target(input, target, "mse_loss")
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """y = (x - mean x) / sqrt(var x + eps) * weight + bias, the mean and the (biased,
+    correction 0) variance taken over the last axes, those of ``normalized_shape``;
+    ``weight`` and ``bias`` have that shape (or are None)."""
+    input = ops.as_tensor(input)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+        tuple(normalized_shape)
+    if not shape or input.shape[input.ndim - len(shape):] != shape or input.ndim < len(shape):
+        raise ShapeError(f"layer_norm: normalized_shape {shape} must be the last axes of "
+                         f"the input, whose shape is {input.shape}")
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    centred = input - ops.mean(input, axis=axes, keepdims=True)
+    y = centred / ops.sqrt(ops.var(input, axis=axes, correction=0, keepdims=True) + eps)
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """``input`` with ``value`` around it, as PyTorch's F.pad: ``pad`` lists (before,
+    after) pairs from the last axis backwards, (left, right, top, bottom, ...).
+    ``tg.pad`` (NumPy's order: one pair per axis from the first) is the same op."""
+    input = ops.as_tensor(input)
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, not {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {tuple(pad)} must hold (before, after) pairs for at most "
+                         f"the {input.ndim} axes of the input")
+    pairs = [tuple(pad[i:i + 2]) for i in range(0, len(pad), 2)][::-1]
+    return ops.pad(input, [(0, 0)] * (input.ndim - len(pairs)) + pairs, value=value)
+
+
+# ---- convolution and pooling -----------------------------------------------------------
+def _sides(value, n, name):
+    """``value`` (an int, or one int per spatial axis) as a tuple of ``n`` ints."""
+    sides = (int(value),) * n if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(sides) != n or any(not isinstance(v, (int, np.integer)) for v in sides):
+        raise ValueError(f"{name} must be an int or {n} ints, not {value!r}")
+    return sides
+
+
+def _padding(padding, kernel, dilation, stride, name):
+    """(before, after) per spatial axis for ``padding``: ints, "valid" or "same"."""
+    if padding == "valid":
+        return [(0, 0)] * len(kernel)
+    if padding == "same":  # the output keeps the input's size; an odd total pads after
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{name}: padding='same' needs stride 1, not {stride}")
+        spans = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return [(span // 2, span - span // 2) for span in spans]
+    if isinstance(padding, str):
+        raise ValueError(f"{name}: padding must be ints, 'valid' or 'same', not {padding!r}")
+    return [(p, p) for p in _sides(padding, len(kernel), f"{name}: padding")]
+
+
+def _windows(input, kernel, stride, padding, dilation, value, name):
+    """(the windows of ``input`` (N, C, *spatial), as ``ops.unfold`` makes them,
+    (N, C, *positions, *kernel)), after padding each spatial side with ``value``."""
+    n = len(kernel)
+    stride = _sides(stride, n, f"{name}: stride")
+    dilation = _sides(dilation, n, f"{name}: dilation")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise ValueError(f"{name}: stride {stride} and dilation {dilation} must be >= 1")
+    widths = _padding(padding, kernel, dilation, stride, name)
+    if any(w < 0 for pair in widths for w in pair):
+        raise ValueError(f"{name}: padding must be >= 0, not {padding!r}")
+    if any(w > 0 for pair in widths for w in pair):
+        input = ops.pad(input, [(0, 0), (0, 0)] + widths, value=value)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(span > side for span, side in zip(spans, input.shape[2:])):
+        raise ShapeError(
+            f"{name}: the kernel {tuple(kernel)} with dilation {dilation} spans "
+            f"{tuple(spans)}, more than the padded input's size {input.shape[2:]}")
+    return ops.unfold(input, kernel_size=tuple(kernel), stride=stride, dilation=dilation)
+
+
+def _batched(input, n, name):
+    """(input as (N, C, *spatial), whether a batch axis was added): PyTorch also takes
+    one unbatched example, (C, *spatial)."""
+    input = ops.as_tensor(input)
+    if input.ndim not in (n + 1, n + 2):
+        raise ShapeError(f"{name}: the input must be (N, C{', L' if n == 1 else ', H, W'}) "
+                         f"or unbatched without N, not of shape {input.shape}")
+    return (input, False) if input.ndim == n + 2 else (ops.unsqueeze(input, 0), True)
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, n, name):
+    """The cross-correlation of ``n`` spatial axes that conv1d and conv2d compute."""
+    x, unbatched = _batched(input, n, name)
+    weight = ops.as_tensor(weight)
+    if groups != 1:
+        raise ValueError(f"{name}: only groups=1 is supported, not {groups}")
+    if weight.ndim != n + 2 or weight.shape[1] != x.shape[1]:
+        raise ShapeError(f"{name}: the weight must be (out_channels, in_channels = "
+                         f"{x.shape[1]}, *kernel_size) with {n} kernel sides, not {weight.shape}")
+    out_channels, kernel = weight.shape[0], weight.shape[2:]
+    cols = _windows(x, kernel, stride, padding, dilation, 0.0, name)  # (N, C, *P, *K)
+    positions = cols.shape[2:2 + n]
+    # Each position's window as one row (C * prod K), against the weight's rows: one matmul
+    rows = ops.permute(cols, (0, *range(2, 2 + n), 1, *range(2 + n, 2 + 2 * n)))
+    rows = rows.reshape(-1, math.prod(weight.shape[1:]))
+    out = ops.linear(rows, weight.reshape(out_channels, -1), bias)  # (N * prod P, out)
+    out = ops.permute(out.reshape((x.shape[0],) + positions + (out_channels,)),
+                      (0, n + 1, *range(1, n + 1)))
+    return ops.squeeze(out, 0) if unbatched else out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """out[n, o, l] = b[o] + sum_{c, k} W[o, c, k] x[n, c, l stride + k dilation], as
+    PyTorch's conv1d (a cross-correlation): input (N, C_in, L) or (C_in, L), weight
+    (C_out, C_in, K), bias (C_out,) or None; ``padding`` adds zeros on both sides (an
+    int, or "valid" / "same"). Built from pad, unfold and linear: its gradients, of
+    any order, come from theirs."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """out[n, o, i, j] = b[o] + sum_{c, k, l} W[o, c, k, l] x[n, c, i s_h + k d_h,
+    j s_w + l d_w], as PyTorch's conv2d: input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_out, C_in, K_h, K_w), bias (C_out,) or None; stride, padding (zeros) and dilation
+    are ints or (height, width) pairs, padding also "valid" / "same"."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, n, name):
+    x, unbatched = _batched(input, n, name)
+    kernel = _sides(kernel_size, n, f"{name}: kernel_size")
+    stride = kernel if stride is None or stride == [] else stride
+    if ceil_mode:
+        raise ValueError(f"{name}: ceil_mode=True is not supported")
+    if any(2 * p > k for p, k in zip(_sides(padding, n, f"{name}: padding"), kernel)):
+        raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
+    cols = _windows(x, kernel, stride, padding, dilation, -np.inf, name)
+    cols = cols.reshape(cols.shape[:2 + n] + (-1,))
+    # The first maximum of each window takes the gradient, as in PyTorch (not shared)
+    first = np.argmax(cols.data, axis=-1)[..., None] == np.arange(cols.shape[-1])
+    out = ops.sum(ops.where(first, cols, 0.0), axis=-1)
+    return ops.squeeze(out, 0) if unbatched else out
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """out[n, c, l] = max_k x[n, c, l stride + k dilation], as PyTorch's max_pool1d; the
+    padding is -inf (never the maximum), the stride defaults to the kernel size."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, 1,
+                     "max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """out[n, c, i, j] = the largest x[n, c, i s_h + k d_h, j s_w + l d_w] over the
+    kernel's (k, l), as PyTorch's max_pool2d: input (N, C, H, W) or (C, H, W), the
+    stride defaults to the kernel size, the padding is -inf. dL/dx goes to the first
+    maximum of each window (as in PyTorch; ``tg.max`` shares it among ties instead)."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, 2,
+                     "max_pool2d")
 
 
 def dropout(x, p=0.5, training=True):

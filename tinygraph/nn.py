@@ -352,3 +352,199 @@ class Sigmoid(Module):
 
     def forward(self, x):
         return ops.sigmoid(x)
+
+
+class GELU(Module):
+    """x Phi(x) elementwise (see ``functional.gelu``; approximate="tanh" for its other form)."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """softmax along ``dim`` (default the last axis: PyTorch requires it be given)."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return ops.softmax(x, axis=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log softmax along ``dim`` (default the last axis)."""
+
+    def forward(self, x):
+        return ops.log_softmax(x, axis=self.dim)
+
+
+class Flatten(Module):
+    """x with the axes start_dim..end_dim merged: by default every axis but the batch's,
+    (N, C, H, W) -> (N, C H W), the step from convolutions to Linear layers."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return ops.flatten(x, start_dim=self.start_dim, end_dim=self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class LayerNorm(Module):
+    """y = (x - mean x) / sqrt(var x + eps) * weight + bias over the last axes, those of
+    ``normalized_shape`` (see ``functional.layer_norm``); weight starts at ones and bias
+    at zeros, each of ``normalized_shape``, as in PyTorch."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float64):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,) if isinstance(
+            normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        self.eps = eps
+        affine = elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias \
+            else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class _ConvNd(Module):
+    """What Conv1d and Conv2d share: PyTorch's parameters, shapes and initial values,
+    weight (out_channels, in_channels, *kernel_size) and bias (out_channels,), both from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels prod(kernel_size)."""
+
+    n = None  # spatial axes
+    function = None  # functional.conv1d or conv2d
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float64):
+        super().__init__()
+        if groups != 1 or padding_mode != "zeros":
+            raise ValueError(f"{type(self).__name__}: only groups=1 and padding_mode="
+                             f"'zeros' are supported, not {groups} and {padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = F._sides(kernel_size, self.n, "kernel_size")
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        bound = 1 / math.sqrt(in_channels * math.prod(self.kernel_size))
+        self.weight = uniform_parameter((out_channels, in_channels) + self.kernel_size,
+                                        bound, dtype)
+        self.bias = uniform_parameter((out_channels,), bound, dtype) if bias else None
+
+    def forward(self, x):
+        return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
+                                   self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv1d(_ConvNd):
+    """out = conv1d(x, weight, bias): x (N, in_channels, L) -> (N, out_channels, L_out)."""
+
+    n, function = 1, F.conv1d
+
+
+class Conv2d(_ConvNd):
+    """out = conv2d(x, weight, bias): x (N, in_channels, H, W) -> (N, out_channels, H_out,
+    W_out), with H_out = (H + 2 padding - dilation (kernel - 1) - 1) // stride + 1."""
+
+    n, function = 2, F.conv2d
+
+
+class MaxPool1d(Module):
+    """The largest value of each window (see ``functional.max_pool1d``)."""
+
+    function = F.max_pool1d
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x):
+        return type(self).function(x, self.kernel_size, self.stride, self.padding,
+                                   self.dilation, self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}")
+
+
+class MaxPool2d(MaxPool1d):
+    """The largest value of each window of (N, C, H, W) (see ``functional.max_pool2d``)."""
+
+    function = F.max_pool2d
+
+
+# ---- losses: the functions of tinygraph.functional, as modules -------------------------
+class _Loss(Module):
+    """loss(input, target) with the ``reduction`` given at construction."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        F._check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """``functional.cross_entropy(logits, targets)``: classes on the last axis, integer targets."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.reduction, self.ignore_index, self.weight)
+
+
+class NLLLoss(CrossEntropyLoss):
+    """``functional.nll_loss(log_probs, targets)``."""
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
+
+
+class MSELoss(_Loss):
+    """``functional.mse_loss(input, target)``: the squared error per entry."""
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """``functional.binary_cross_entropy_with_logits(logits, targets)``."""
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.reduction)
+
+
+class BCELoss(_Loss):
+    """``functional.binary_cross_entropy(probabilities, targets)``."""
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, self.reduction)
