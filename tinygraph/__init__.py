@@ -13,6 +13,12 @@ from .tensor import Tensor, tensor
 from .ops import (add, broadcast_to, concat, div, exp, getitem, log, log_softmax, max, mean,
                   mul, neg, permute, pow, relu, reshape, sigmoid, softplus, stack, sub, sum,
                   tanh, transpose, where)
+from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, cos, cumsum, erf,
+                  expand, flatten, flip, maximum, min, minimum, pad, sin, softmax, split, sqrt,
+                  squeeze, std, tolist, unsqueeze, var, view)
+from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                       ones, ones_like, rand, rand_like, randint, randn, randn_like, zeros,
+                       zeros_like)
 from .anomaly import AnomalyError, detect_anomaly
 from . import accel
 from .accel import scan, unrolled
