@@ -311,7 +311,7 @@ class Clamp(Op):
 
     def forward(self, x, *, min=None, max=None):
         if min is None and max is None:
-            raise ValueError("clamp needs at least one of min and max")
+            raise ValueError("needs at least one of min and max")
         out = np.clip(x, min, max)
         self.inside = out == x
         return out
@@ -538,7 +538,7 @@ class Flatten(Reshape):
             return super().forward(x, shape=(1,))
         start, end = _axes(start_dim, x.ndim)[0], _axes(end_dim, x.ndim)[0]
         if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+            raise ValueError(f"start_dim {start_dim} comes after end_dim {end_dim}")
         merged = math.prod(x.shape[start:end + 1])
         return super().forward(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1:])
 
@@ -1087,12 +1087,13 @@ def _split(x, split_size_or_sections, axis=0):
 
 def _chunk(x, chunks, axis=0):
     """x cut along ``axis`` into ``chunks`` pieces of equal size (the last may be smaller,
-    and there may be fewer), as PyTorch's chunk; see split."""
+    and there may be fewer; an empty axis gives ``chunks`` empty pieces), as PyTorch's
+    chunk; see split."""
     if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
         raise ValueError(f"chunk: the number of chunks must be a positive int, not {chunks!r}")
     x = as_tensor(x)
     n = x.shape[axis] if x.ndim else 0
-    return _split(x, builtins.max(-(-n // chunks), 1), axis)
+    return _split(x, [0] * chunks if n == 0 else -(-n // chunks), axis)
 
 
 def _tolist(x):
