@@ -24,8 +24,8 @@ def example(number):
     return next(p for p in EXAMPLES if p.name.startswith(f"{number:02d}_"))
 
 
-def test_there_are_thirteen_examples_numbered_in_order():
-    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, 14)]
+def test_there_are_fourteen_examples_numbered_in_order():
+    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, 15)]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -47,14 +47,35 @@ def test_examples_succeed_without_graphviz_and_write_dot(tmp_path):
     assert "install Graphviz" in result.stdout
 
 
+def hiding(package, tmp_path):
+    """Environment changes under which importing ``package`` fails, as if not installed."""
+    blocker = tmp_path / f"no_{package}"
+    (blocker / package).mkdir(parents=True)
+    (blocker / package / "__init__.py").write_text(f"raise ImportError('{package} is hidden')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(blocker),
+                                                        os.environ.get("PYTHONPATH")]))}
+
+
 def test_pytorch_crosscheck_skips_with_a_message_without_torch(tmp_path):
-    blocker = tmp_path / "no_torch"
-    (blocker / "torch").mkdir(parents=True)
-    (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch is hidden')\n")
-    pythonpath = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
-    result = run_example(example(12), tmp_path, {"PYTHONPATH": pythonpath})
+    result = run_example(example(12), tmp_path, hiding("torch", tmp_path))
     assert result.returncode == 0, result.stderr
     assert "torch is not installed" in result.stdout
+
+
+def test_digits_cnn_says_how_to_install_scikit_learn_without_it(tmp_path):
+    result = run_example(example(14), tmp_path, hiding("sklearn", tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "pip install scikit-learn" in result.stdout
+    assert "test accuracy" not in result.stdout
+
+
+def test_digits_cnn_reaches_90_percent_on_digits_it_never_saw(tmp_path):
+    pytest.importorskip("sklearn")
+    result = run_example(example(14), tmp_path)  # the quick size, with its fixed seeds
+    assert result.returncode == 0, result.stdout + result.stderr
+    accuracy = re.search(r"test accuracy: (\S+) on (\d+) digits", result.stdout)
+    assert accuracy and int(accuracy[2]) == 359, result.stdout
+    assert float(accuracy[1]) >= 0.9, result.stdout
 
 
 def test_higher_order_example_reaches_log_4_and_the_closed_forms(tmp_path):
