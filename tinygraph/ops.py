@@ -10,7 +10,7 @@ tensor). So the first-order backward runs on plain arrays, and the same code,
 handed tensors, records the backward pass for gradients of gradients.
 
 Each class is registered once, at the bottom: that makes the function (``tg.tanh``)
-and the method (``x.tanh()``). Everything else in tinygraph (softmax, losses, RNN
+and the method (``x.tanh()``). Everything else in tinygraph (losses, convolutions, RNN
 cells) is built from these, so its gradient comes for free and shows up in the graph.
 """
 import builtins
