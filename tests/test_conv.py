@@ -231,7 +231,8 @@ def test_one_hot_rejects_floats_and_out_of_range_indices():
 
 
 @needs_torch
-@pytest.mark.parametrize("pad, value", [((1, 2), 0.0), ((0, 1, 2, 0), -3.0), ((1, 1, 0, 0, 2, 1), 1.0)])
+@pytest.mark.parametrize("pad, value", [((1, 2), 0.0), ((0, 1, 2, 0), -3.0),
+                                        ((1, 1, 0, 0, 2, 1), 1.0)])
 def test_functional_pad_reads_pairs_from_the_last_axis_as_torch(pad, value):
     same_as_torch(lambda x: F.pad(x, pad, value=value), lambda x: TF.pad(x, pad, value=value),
                   [normal(0, (2, 3, 4))])

@@ -931,7 +931,8 @@ def register(cls, *methods, reflected=()):
 
     The inputs are forward's positional parameters (a trailing one left None is
     dropped: linear's bias), the options its keyword-only ones, which may also be
-    given by position; ``dim=``/``keepdim=`` are read as ``axis=``/``keepdims=``. A class with unusual arguments says how to read them in
+    given by position; ``dim=``/``keepdim=`` are read as ``axis=``/``keepdims=``. A
+    class with unusual arguments says how to read them in
     ``arguments(*args, **kwargs) -> (inputs, options)``.
     """
     parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
