@@ -160,6 +160,20 @@ def test_max_pool1d_and_unbatched_max_pool2d_equal_torch():
                   [normal(0, (3, 4, 5))])
 
 
+@needs_torch
+@pytest.mark.parametrize("options", [dict(kernel_size=2), dict(kernel_size=3, stride=1),
+                                     dict(kernel_size=3, stride=2, padding=1),
+                                     dict(kernel_size=(2, 3), padding=(1, 1),
+                                          count_include_pad=False)],
+                         ids=["2", "3 stride 1", "3 stride 2 padding 1", "excluding padding"])
+def test_avg_pool2d_and_avg_pool1d_equal_torch(options):
+    same_as_torch(lambda x: F.avg_pool2d(x, **options), lambda x: TF.avg_pool2d(x, **options),
+                  [normal(0, (2, 2, 7, 6))])
+    options = {k: v[0] if isinstance(v, tuple) else v for k, v in options.items()}
+    same_as_torch(lambda x: F.avg_pool1d(x, **options), lambda x: TF.avg_pool1d(x, **options),
+                  [normal(0, (2, 9))])
+
+
 def test_max_pool2d_gradient_and_second_derivative_match_central_differences():
     x = tg.tensor(normal(0, (1, 2, 5, 5)), requires_grad=True)
     assert tg.gradcheck(lambda x: F.max_pool2d(x, 2, 1), [x])
@@ -276,6 +290,10 @@ MODULES = [
      lambda: torch.nn.LayerNorm((2, 5), eps=1e-3), (3, 2, 5)),
     ("MaxPool2d", lambda: nn.MaxPool2d(2), lambda: torch.nn.MaxPool2d(2), (2, 3, 4, 6)),
     ("MaxPool1d", lambda: nn.MaxPool1d(3, 1), lambda: torch.nn.MaxPool1d(3, 1), (2, 3, 7)),
+    ("AvgPool2d", lambda: nn.AvgPool2d(3, 2, 1), lambda: torch.nn.AvgPool2d(3, 2, 1),
+     (2, 3, 5, 6)),
+    ("AvgPool1d", lambda: nn.AvgPool1d(2), lambda: torch.nn.AvgPool1d(2), (2, 3, 7)),
+    ("Identity", lambda: nn.Identity(), lambda: torch.nn.Identity(), (2, 3)),
     ("Flatten", lambda: nn.Flatten(), lambda: torch.nn.Flatten(), (2, 3, 4)),
     ("GELU", lambda: nn.GELU(), lambda: torch.nn.GELU(), (3, 4)),
     ("GELU tanh", lambda: nn.GELU("tanh"), lambda: torch.nn.GELU("tanh"), (3, 4)),

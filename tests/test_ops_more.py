@@ -325,8 +325,17 @@ def test_var_defaults_to_the_unbiased_estimate_as_pytorch_and_reads_numpys_ddof(
     np.testing.assert_allclose(tg.var(tg.tensor(x), 1).data, np.var(x, 1, ddof=1))
     np.testing.assert_allclose(tg.tensor(x).var(axis=1, ddof=0).data, np.var(x, 1))
     np.testing.assert_allclose(tg.std(tg.tensor(x), correction=0).data, np.std(x))
-    with pytest.raises(TypeError, match="correction= .* or ddof="):
+    np.testing.assert_allclose(tg.tensor(x).std(unbiased=False).data, np.std(x))
+    with pytest.raises(TypeError, match="pass one of correction= .*, ddof= .* and unbiased="):
         tg.var(tg.tensor(x), correction=1, ddof=1)
+
+
+def test_clamp_takes_constant_tensor_bounds_and_refuses_bounds_that_want_a_gradient():
+    x = tg.tensor(np.array([-2.0, 0.5, 3.0]), requires_grad=True)
+    low, high = tg.tensor(np.array([-1.0, 0.0, 0.0])), tg.tensor(1.0)
+    np.testing.assert_array_equal(x.clamp(low, high).data, [-1.0, 0.5, 1.0])
+    with pytest.raises(TypeError, match="use tg.maximum"):
+        x.clamp(max=tg.tensor(1.0, requires_grad=True))
 
 
 def test_max_and_min_with_an_axis_return_the_values_and_argmax_argmin_the_indices():

@@ -315,7 +315,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
-def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, n, name):
+def _pool_windows(input, kernel_size, stride, padding, dilation, ceil_mode, value, n, name):
+    """(the windows a pooling reduces, (N, C, *positions, *kernel), whether the input was
+    unbatched); the stride defaults to the kernel size, as in PyTorch."""
     x, unbatched = _batched(input, n, name)
     kernel = _sides(kernel_size, n, f"{name}: kernel_size")
     stride = kernel if stride is None or stride == [] else stride
@@ -323,11 +325,29 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, n, name)
         raise ValueError(f"{name}: ceil_mode=True is not supported")
     if any(2 * p > k for p, k in zip(_sides(padding, n, f"{name}: padding"), kernel)):
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
-    cols = _windows(x, kernel, stride, padding, dilation, -np.inf, name)
+    return _windows(x, kernel, stride, padding, dilation, value, name), unbatched
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, n, name):
+    cols, unbatched = _pool_windows(input, kernel_size, stride, padding, dilation,
+                                    ceil_mode, -np.inf, n, name)
     cols = cols.reshape(cols.shape[:2 + n] + (-1,))
     # The first maximum of each window takes the gradient, as in PyTorch (not shared)
     first = np.argmax(cols.data, axis=-1)[..., None] == np.arange(cols.shape[-1])
     out = ops.sum(ops.where(first, cols, 0.0), axis=-1)
+    return ops.squeeze(out, 0) if unbatched else out
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, n, name):
+    cols, unbatched = _pool_windows(input, kernel_size, stride, padding, 1, ceil_mode, 0.0,
+                                    n, name)
+    kernel_axes = tuple(range(2 + n, 2 + 2 * n))
+    if count_include_pad:
+        out = ops.mean(cols, axis=kernel_axes)
+    else:  # divide by the number of the input's own entries in each window
+        ones = Tensor._wrap(np.ones((1, 1) + ops.as_tensor(input).shape[-n:]))
+        counts, _ = _pool_windows(ones, kernel_size, stride, padding, 1, False, 0.0, n, name)
+        out = ops.sum(cols, axis=kernel_axes) / counts.data.sum(axis=kernel_axes)
     return ops.squeeze(out, 0) if unbatched else out
 
 
@@ -345,6 +365,23 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     maximum of each window (as in PyTorch; ``tg.max`` shares it among ties instead)."""
     return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, 2,
                      "max_pool2d")
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """out[n, c, l] = the mean of x[n, c, l stride + k] over the kernel, as PyTorch's
+    avg_pool1d: the zero padding counts in the mean unless count_include_pad=False."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, 1,
+                     "avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """out[n, c, i, j] = the mean of each window of (N, C, H, W), as PyTorch's avg_pool2d;
+    the stride defaults to the kernel size, the zero padding counts unless
+    count_include_pad=False."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, 2,
+                     "avg_pool2d")
 
 
 def dropout(x, p=0.5, training=True):

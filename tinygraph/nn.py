@@ -497,6 +497,38 @@ class MaxPool2d(MaxPool1d):
     function = F.max_pool2d
 
 
+class AvgPool1d(Module):
+    """The mean of each window (see ``functional.avg_pool1d``)."""
+
+    function = F.avg_pool1d
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x):
+        return type(self).function(x, self.kernel_size, self.stride, self.padding,
+                                   self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(AvgPool1d):
+    """The mean of each window of (N, C, H, W) (see ``functional.avg_pool2d``)."""
+
+    function = F.avg_pool2d
+
+
+class Identity(Module):
+    """x itself: a placeholder where a layer is optional."""
+
+    def forward(self, x):
+        return x
+
+
 # ---- losses: the functions of tinygraph.functional, as modules -------------------------
 class _Loss(Module):
     """loss(input, target) with the ``reduction`` given at construction."""

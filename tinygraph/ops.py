@@ -319,6 +319,15 @@ class Clamp(Op):
     def backward(self, g, out, x):
         return g * self.inside
 
+    @staticmethod
+    def arguments(x, min=None, max=None):
+        """clamp(x, min, max), the bounds numbers, arrays or tensors taken as constants."""
+        for bound in (min, max):
+            if isinstance(bound, Tensor) and bound.requires_grad:
+                raise TypeError("clamp: a bound that requires grad gets no gradient here; "
+                                "use tg.maximum(x, low) and tg.minimum(x, high) instead")
+        return [x], {"min": _plain_index(min), "max": _plain_index(max)}
+
 
 class Sin(Op):
     """out = sin x;  dL/dx = g cos x."""
@@ -458,13 +467,22 @@ class Var(Op):
             return g * (x - x.mean(axis=self.axes, keepdims=True)) * 2 / self.divisor
 
     @staticmethod
-    def arguments(x, axis=None, *, correction=None, keepdims=False, ddof=None):
-        """var(x, axis, correction=1, keepdims=False), or NumPy's ddof= for correction=."""
-        if ddof is not None and correction is not None:
-            raise TypeError("var/std: pass correction= (PyTorch) or ddof= (NumPy), not both")
-        correction = 1 if correction is None and ddof is None else (
-            ddof if correction is None else correction)
-        return [x], {"axis": axis, "correction": correction, "keepdims": keepdims}
+    def arguments(x, axis=None, *, correction=None, keepdims=False, ddof=None,
+                  unbiased=None):
+        """var(x, axis, correction=1, keepdims=False); NumPy's ddof= or PyTorch's older
+        unbiased= (True: 1, False: 0) may stand for correction=."""
+        return [x], {"axis": axis, "correction": _correction(correction, ddof, unbiased),
+                     "keepdims": keepdims}
+
+
+def _correction(correction, ddof, unbiased):
+    """The one correction given as correction=, ddof= or unbiased= (default 1)."""
+    given = [c for c in (correction, ddof, None if unbiased is None else int(unbiased))
+             if c is not None]
+    if len(given) > 1:
+        raise TypeError("var/std: pass one of correction= (PyTorch), ddof= (NumPy) "
+                        "and unbiased=")
+    return given[0] if given else 1
 
 
 class Std(Var):
