@@ -476,3 +476,45 @@ def test_abs_is_also_the_builtin_abs_of_a_tensor():
     x = tg.tensor([-1.0, 2.0], requires_grad=True)
     abs(x).sum().backward()
     np.testing.assert_array_equal(x.grad, [-1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", CASES)
+@given(data=st.data())
+def test_jvp_equals_central_differences_along_the_tangent(name, data):
+    case = data.draw(CASES[name])
+    eps = 1e-6
+    tangents = random_like([a.shape for a in case.arrays], seed=5)
+    value, jt = tg.jvp(case.ours, case.arrays, tangents)
+
+    def value_of(arrays):
+        with tg.no_grad():
+            return case.ours(*[tg.tensor(a) for a in arrays]).data
+    plus = value_of([a + eps * t for a, t in zip(case.arrays, tangents)])
+    minus = value_of([a - eps * t for a, t in zip(case.arrays, tangents)])
+    assert jt.shape == value.shape
+    np.testing.assert_allclose(jt.data, (plus - minus) / (2 * eps), rtol=1e-6, atol=1e-7)
+
+
+FLOAT32 = {
+    "sqrt": lambda x: tg.sqrt(x * x + 1), "abs": tg.abs, "clamp": lambda x: x.clamp(-0.5, 0.5),
+    "sin": tg.sin, "cos": tg.cos, "erf": tg.erf, "maximum": lambda x: tg.maximum(x, 0.0),
+    "minimum": lambda x: tg.minimum(x, x.T), "min": lambda x: x.min(0), "var": tg.var,
+    "std": lambda x: x.std(1), "cumsum": lambda x: x.cumsum(0),
+    "squeeze": lambda x: x[:1].squeeze(),
+    "flatten": tg.flatten, "expand": lambda x: x[:1].expand(3, -1), "flip": tg.flip,
+    "pad": lambda x: x.pad(1), "softmax": lambda x: x.softmax(dim=0),
+    "split": lambda x: x.split(2)[0], "conv2d": lambda x: tg.functional.conv2d(
+        x.reshape(1, 1, 3, 3), x.reshape(1, 1, 3, 3)[:, :, :2, :2], padding=1),
+    "max_pool2d": lambda x: tg.functional.max_pool2d(x.reshape(1, 1, 3, 3), 2, 1),
+    "layer_norm": lambda x: tg.functional.layer_norm(x, 3),
+    "gelu": tg.functional.gelu,
+}
+
+
+@pytest.mark.parametrize("name", FLOAT32)
+def test_float32_stays_float32_in_the_value_and_the_gradient(name):
+    x = tg.tensor(np.linspace(-1, 1, 9, dtype=np.float32).reshape(3, 3), requires_grad=True)
+    out = FLOAT32[name](x)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == np.float32
