@@ -170,6 +170,15 @@ def split_case(draw, kind):
     return Case(squared(ours), squared(theirs), [normal(draw(SEEDS), shape)])
 
 
+@st.composite
+def swapaxes_case(draw):
+    shape = draw(any_shapes())
+    sides = max(len(shape), 1)
+    a, b = draw(st.integers(-sides, sides - 1)), draw(st.integers(-sides, sides - 1))
+    return Case(squared(lambda x: x.swapaxes(a, b)), squared(lambda x: x.swapaxes(a, b)),
+                [normal(draw(SEEDS), shape)])
+
+
 CASES = {
     "sqrt": unary(tg.sqrt, _t("sqrt"), data=positive),
     "abs": unary(tg.abs, _t("abs"), data=away_from_zero, square=True),
@@ -188,6 +197,7 @@ CASES = {
     "flatten": flatten_case(),
     "expand": expand_case(),
     "flip": flip_case(),
+    "swapaxes": swapaxes_case(),
     "pad": pad_case(),
     "softmax": along_an_axis(tg.softmax, _t("softmax")),
     "split_by_size": split_case("size"),
@@ -467,7 +477,8 @@ def test_dim_and_axis_together_are_a_type_error_naming_both():
 @pytest.mark.parametrize("name", ["sqrt", "abs", "clamp", "clip", "sin", "cos", "erf", "min",
                                   "amax", "amin", "var", "std", "cumsum", "squeeze",
                                   "unsqueeze", "flatten", "view", "expand", "flip", "pad",
-                                  "softmax", "argmax", "argmin", "split", "chunk", "tolist"])
+                                  "softmax", "argmax", "argmin", "split", "chunk", "tolist",
+                                  "swapaxes"])
 def test_each_new_op_is_the_function_and_the_method(name):
     assert getattr(tg.Tensor, name) is getattr(tg, name)
 

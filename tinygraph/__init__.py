@@ -15,7 +15,7 @@ from .ops import (add, broadcast_to, concat, div, exp, getitem, log, log_softmax
                   tanh, transpose, where)
 from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, cos, cumsum, erf,
                   expand, flatten, flip, maximum, min, minimum, pad, sin, softmax, split, sqrt,
-                  squeeze, std, tolist, unsqueeze, var, view)
+                  squeeze, std, swapaxes, tolist, unsqueeze, var, view)
 from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                        ones, ones_like, rand, rand_like, randint, randn, randn_like, zeros,
                        zeros_like)

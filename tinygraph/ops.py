@@ -1115,6 +1115,16 @@ def _chunk(x, chunks, axis=0):
     return _split(x, [0] * chunks if n == 0 else -(-n // chunks), axis)
 
 
+def _swapaxes(x, axis0, axis1):
+    """x with two axes exchanged (NumPy's swapaxes, and what PyTorch's transpose(d0, d1)
+    does; ``tg.transpose`` takes a whole permutation, as NumPy's): a permute."""
+    x, order = as_tensor(x), list(range(np.ndim(x)))
+    if order:  # (a 0-d tensor takes axes 0 and -1 and stays as it is)
+        axis0, axis1 = _axes(axis0, x.ndim)[0], _axes(axis1, x.ndim)[0]
+        order[axis0], order[axis1] = order[axis1], order[axis0]
+    return Transpose.apply(x, axes=tuple(order))
+
+
 def _tolist(x):
     """The values as (nested) Python lists of numbers, as ``ndarray.tolist``."""
     return x.data.tolist()
@@ -1125,3 +1135,4 @@ argmin = plain(_argmin, "argmin")
 split = plain(_split, "split")
 chunk = plain(_chunk, "chunk")
 tolist = plain(_tolist, "tolist")
+swapaxes = plain(_swapaxes, "swapaxes")
