@@ -47,46 +47,48 @@ def same_as_torch(ours, theirs, arrays, grad_seed=2):
 # ---- conv1d / conv2d -----------------------------------------------------------------------
 @st.composite
 def conv_configs(draw, n):
-    """(input shape, weight shape, bias?, stride, padding, dilation) for ``n`` spatial axes,
-    with the kernel's span fitting in the padded input."""
+    """(input shape, weight shape, bias?, stride, padding, dilation, groups) for ``n``
+    spatial axes, with the kernel's span fitting in the padded input."""
     batch = draw(st.sampled_from([0, 1, 2]))
-    c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(n))
     stride = tuple(draw(st.integers(1, 2)) for _ in range(n))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
     padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
     sizes = tuple(max(d * (k - 1) + 1 - 2 * p, 1) + draw(st.integers(0, 3))
                   for k, d, p in zip(kernel, dilation, padding))
-    return ((batch, c_in) + sizes, (c_out, c_in) + kernel, draw(st.booleans()), stride,
-            padding, dilation)
+    return ((batch, c_in) + sizes, (c_out, c_in // groups) + kernel, draw(st.booleans()),
+            stride, padding, dilation, groups)
 
 
-def conv_function(n, stride, padding, dilation, library):
+def conv_function(n, stride, padding, dilation, groups, library):
     f = {("tg", 1): F.conv1d, ("tg", 2): F.conv2d}.get((library, n)) or (
         TF.conv1d if n == 1 else TF.conv2d)
-    return lambda x, w, *b: f(x, w, *b, stride=stride, padding=padding, dilation=dilation)
+    return lambda x, w, *b: f(x, w, *b, stride=stride, padding=padding, dilation=dilation,
+                              groups=groups)
 
 
 @needs_torch
 @pytest.mark.parametrize("n", [1, 2], ids=["conv1d", "conv2d"])
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_conv_value_and_gradients_equal_torch(n, data, seed):
-    x_shape, w_shape, bias, stride, padding, dilation = data.draw(conv_configs(n))
+    x_shape, w_shape, bias, stride, padding, dilation, groups = data.draw(conv_configs(n))
     arrays = [normal(seed, x_shape), normal(seed + 1, w_shape)] + (
         [normal(seed + 2, w_shape[:1])] if bias else [])
-    same_as_torch(conv_function(n, stride, padding, dilation, "tg"),
-                  conv_function(n, stride, padding, dilation, "torch"), arrays)
+    same_as_torch(conv_function(n, stride, padding, dilation, groups, "tg"),
+                  conv_function(n, stride, padding, dilation, groups, "torch"), arrays)
 
 
 @pytest.mark.parametrize("n", [1, 2], ids=["conv1d", "conv2d"])
 @settings(max_examples=10)
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_conv_gradients_and_second_derivatives_match_central_differences(n, data, seed):
-    x_shape, w_shape, bias, stride, padding, dilation = data.draw(conv_configs(n))
+    x_shape, w_shape, bias, stride, padding, dilation, groups = data.draw(conv_configs(n))
     arrays = [normal(seed, x_shape), normal(seed + 1, w_shape)] + (
         [normal(seed + 2, w_shape[:1])] if bias else [])
     inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
-    f = conv_function(n, stride, padding, dilation, "tg")
+    f = conv_function(n, stride, padding, dilation, groups, "tg")
     assert tg.gradcheck(f, inputs)
     assert tg.gradgradcheck(lambda *xs: f(*xs).tanh(), inputs)
 
@@ -126,7 +128,8 @@ def test_conv_takes_one_unbatched_example_as_torch():
 
 def test_conv_errors_name_the_function_and_the_shapes():
     x = tg.tensor(np.zeros((1, 2, 4, 4)))
-    with pytest.raises(tg.ShapeError, match=r"conv2d: the weight must be .*in_channels = 2"):
+    with pytest.raises(tg.ShapeError, match=r"conv2d: the weight must be .*in_channels / "
+                                            r"groups = 2"):
         F.conv2d(x, tg.tensor(np.zeros((3, 1, 2, 2))))
     with pytest.raises(tg.ShapeError, match=r"conv2d: the kernel \(5, 5\) .* spans \(5, 5\)"):
         F.conv2d(x, tg.tensor(np.zeros((3, 2, 5, 5))))
@@ -134,8 +137,8 @@ def test_conv_errors_name_the_function_and_the_shapes():
         F.conv1d(x, tg.tensor(np.zeros((3, 2, 2))))
     with pytest.raises(ValueError, match="conv2d: padding='same' needs stride 1"):
         F.conv2d(x, tg.tensor(np.zeros((3, 2, 2, 2))), stride=2, padding="same")
-    with pytest.raises(ValueError, match="only groups=1"):
-        F.conv2d(x, tg.tensor(np.zeros((2, 1, 2, 2))), groups=2)
+    with pytest.raises(ValueError, match=r"conv2d: groups \(3\) must .* divides in_channels"):
+        F.conv2d(x, tg.tensor(np.zeros((3, 1, 2, 2))), groups=3)
 
 
 # ---- max pooling ----------------------------------------------------------------------------
@@ -283,6 +286,10 @@ MODULES = [
      lambda: torch.nn.Conv1d(2, 3, 3, stride=2, padding=1), (4, 2, 9)),
     ("Conv2d", lambda: nn.Conv2d(2, 3, (3, 2), padding=1, dilation=(1, 2)),
      lambda: torch.nn.Conv2d(2, 3, (3, 2), padding=1, dilation=(1, 2)), (2, 2, 6, 6)),
+    ("Conv2d grouped", lambda: nn.Conv2d(4, 6, 3, groups=2, stride=2),
+     lambda: torch.nn.Conv2d(4, 6, 3, groups=2, stride=2), (2, 4, 7, 7)),
+    ("Conv1d depthwise", lambda: nn.Conv1d(3, 3, 2, groups=3),
+     lambda: torch.nn.Conv1d(3, 3, 2, groups=3), (2, 3, 5)),
     ("Conv2d without bias", lambda: nn.Conv2d(1, 2, 2, bias=False),
      lambda: torch.nn.Conv2d(1, 2, 2, bias=False), (2, 1, 4, 4)),
     ("LayerNorm", lambda: nn.LayerNorm(5), lambda: torch.nn.LayerNorm(5), (3, 5)),

@@ -281,18 +281,29 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, n, name):
     """The cross-correlation of ``n`` spatial axes that conv1d and conv2d compute."""
     x, unbatched = _batched(input, n, name)
     weight = ops.as_tensor(weight)
-    if groups != 1:
-        raise ValueError(f"{name}: only groups=1 is supported, not {groups}")
-    if weight.ndim != n + 2 or weight.shape[1] != x.shape[1]:
-        raise ShapeError(f"{name}: the weight must be (out_channels, in_channels = "
-                         f"{x.shape[1]}, *kernel_size) with {n} kernel sides, not {weight.shape}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or x.shape[1] % groups or \
+            weight.shape[0] % groups:
+        raise ValueError(f"{name}: groups ({groups!r}) must be a positive int that divides "
+                         f"in_channels ({x.shape[1]}) and out_channels ({weight.shape[0]})")
+    if weight.ndim != n + 2 or weight.shape[1] * groups != x.shape[1]:
+        raise ShapeError(f"{name}: the weight must be (out_channels, in_channels / groups = "
+                         f"{x.shape[1] // groups}, *kernel_size) with {n} kernel sides, "
+                         f"not {weight.shape}")
     out_channels, kernel = weight.shape[0], weight.shape[2:]
     cols = _windows(x, kernel, stride, padding, dilation, 0.0, name)  # (N, C, *P, *K)
     positions = cols.shape[2:2 + n]
     # Each position's window as one row (C * prod K), against the weight's rows: one matmul
+    window = x.shape[1] // groups * math.prod(kernel)  # the entries one filter sees
     rows = ops.permute(cols, (0, *range(2, 2 + n), 1, *range(2 + n, 2 + 2 * n)))
-    rows = rows.reshape(-1, math.prod(weight.shape[1:]))
-    out = ops.linear(rows, weight.reshape(out_channels, -1), bias)  # (N * prod P, out)
+    rows = rows.reshape(x.shape[0] * math.prod(positions), groups, window)
+    if groups == 1:  # (N * prod P, out)
+        out = ops.linear(rows.reshape(len(rows), window),
+                         weight.reshape(out_channels, window), bias)
+    else:  # group g's rows (its C / groups channels) against its out / groups filters
+        filters = weight.reshape(groups, out_channels // groups, window)
+        out = ops.swapaxes(ops.swapaxes(rows, 0, 1) @ ops.swapaxes(filters, 1, 2), 0, 1)
+        out = out.reshape(len(rows), out_channels)
+        out = out if bias is None else out + bias
     out = ops.permute(out.reshape((x.shape[0],) + positions + (out_channels,)),
                       (0, n + 1, *range(1, n + 1)))
     return ops.squeeze(out, 0) if unbatched else out
@@ -301,17 +312,18 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, n, name):
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """out[n, o, l] = b[o] + sum_{c, k} W[o, c, k] x[n, c, l stride + k dilation], as
     PyTorch's conv1d (a cross-correlation): input (N, C_in, L) or (C_in, L), weight
-    (C_out, C_in, K), bias (C_out,) or None; ``padding`` adds zeros on both sides (an
-    int, or "valid" / "same"). Built from pad, unfold and linear: its gradients, of
-    any order, come from theirs."""
+    (C_out, C_in / groups, K), bias (C_out,) or None; ``padding`` adds zeros on both
+    sides (an int, or "valid" / "same"); with ``groups`` > 1 each group of C_in / groups
+    channels has its own C_out / groups filters. Built from pad, unfold and matmul: its
+    gradients, of any order, come from theirs."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """out[n, o, i, j] = b[o] + sum_{c, k, l} W[o, c, k, l] x[n, c, i s_h + k d_h,
     j s_w + l d_w], as PyTorch's conv2d: input (N, C_in, H, W) or (C_in, H, W), weight
-    (C_out, C_in, K_h, K_w), bias (C_out,) or None; stride, padding (zeros) and dilation
-    are ints or (height, width) pairs, padding also "valid" / "same"."""
+    (C_out, C_in / groups, K_h, K_w), bias (C_out,) or None; stride, padding (zeros)
+    and dilation are ints or (height, width) pairs, padding also "valid" / "same"."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 

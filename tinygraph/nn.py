@@ -429,8 +429,9 @@ class LayerNorm(Module):
 
 class _ConvNd(Module):
     """What Conv1d and Conv2d share: PyTorch's parameters, shapes and initial values,
-    weight (out_channels, in_channels, *kernel_size) and bias (out_channels,), both from
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels prod(kernel_size)."""
+    weight (out_channels, in_channels / groups, *kernel_size) and bias (out_channels,),
+    both from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels / groups
+    prod(kernel_size)."""
 
     n = None  # spatial axes
     function = None  # functional.conv1d or conv2d
@@ -438,25 +439,30 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float64):
         super().__init__()
-        if groups != 1 or padding_mode != "zeros":
-            raise ValueError(f"{type(self).__name__}: only groups=1 and padding_mode="
-                             f"'zeros' are supported, not {groups} and {padding_mode!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is "
+                             f"supported, not {padding_mode!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: groups ({groups}) must divide "
+                             f"in_channels ({in_channels}) and out_channels ({out_channels})")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = F._sides(kernel_size, self.n, "kernel_size")
         self.stride, self.padding, self.dilation = stride, padding, dilation
-        bound = 1 / math.sqrt(in_channels * math.prod(self.kernel_size))
-        self.weight = uniform_parameter((out_channels, in_channels) + self.kernel_size,
-                                        bound, dtype)
-        self.bias = uniform_parameter((out_channels,), bound, dtype) if bias else None
+        self.groups = groups
+        fan_in = in_channels // groups * math.prod(self.kernel_size)
+        self.weight = uniform_parameter((out_channels, in_channels // groups) +
+                                        self.kernel_size, 1 / math.sqrt(fan_in), dtype)
+        self.bias = uniform_parameter((out_channels,), 1 / math.sqrt(fan_in), dtype) \
+            if bias else None
 
     def forward(self, x):
         return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
-                                   self.dilation)
+                                   self.dilation, self.groups)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}")
+                f"groups={self.groups}, bias={self.bias is not None}")
 
 
 class Conv1d(_ConvNd):
