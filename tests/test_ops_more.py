@@ -276,8 +276,8 @@ def same_as_torch(ours, theirs, *arrays):
 
 
 @needs_torch
-@pytest.mark.parametrize("ours, theirs", [(tg.maximum, torch.maximum),
-                                          (tg.minimum, torch.minimum)],
+@pytest.mark.parametrize("ours, theirs", [(tg.maximum, _t("maximum")),
+                                          (tg.minimum, _t("minimum"))],
                          ids=["maximum", "minimum"])
 def test_maximum_and_minimum_give_each_of_two_tied_entries_half_the_gradient(ours, theirs):
     a, b = [[1.0, 2.0, 3.0], [1.0, 0.0, 3.0]], [[1.0, 5.0, 3.0], [0.0, 0.0, 4.0]]
@@ -306,7 +306,7 @@ def test_abs_has_gradient_zero_at_zero_and_sqrt_infinite_as_torch():
 
 
 @needs_torch
-@pytest.mark.parametrize("ours, theirs", [(tg.min, torch.amin), (tg.max, torch.amax)],
+@pytest.mark.parametrize("ours, theirs", [(tg.min, _t("amin")), (tg.max, _t("amax"))],
                          ids=["min", "max"])
 def test_min_and_max_share_the_gradient_among_ties_as_torch_amin_amax(ours, theirs):
     x = [[1.0, 1.0, 3.0], [3.0, 2.0, 3.0]]
