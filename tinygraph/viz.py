@@ -557,3 +557,7 @@ def _source(graph):
         return graph.source
     raise TypeError(f"expected a graphviz Digraph, a viz.Figure or DOT text, "
                     f"not {type(graph).__name__}")
+
+
+# The interactive page (explore.py reads this module's walk and scopes; no graphviz there).
+from .explore import Explorer, explore, keep_values  # noqa: E402
