@@ -212,23 +212,20 @@ def document(root, grad=None, retain_graph=False, values=None, title=None):
 
 def _replay(visits, ids, rootv, seed, starts):
     """The steps (the gradient arrived at each node: what its consumers sent) and each
-    leaf's running sum after every step that added to it."""
+    leaf's running sum after every step that added to it: its ``.grad`` from before,
+    plus what arrived so far (added up first, as the engine does)."""
     arrived, out = {rootv: seed}, []
-    sums = {ids[leaf]: {"leaf": ids[leaf], "start": summary(g, SUM_DIGITS), "after": []}
+    sums = {leaf: {"leaf": ids[leaf], "start": summary(g, SUM_DIGITS), "after": []}
             for leaf, g in starts.items()}
-    running = dict(starts)
     for k, (node, sends) in enumerate(visits):
         step = {"node": ids[node], "arrived": summary(arrived.pop(node, None)), "sends": []}
         for parent, g in sends:
             step["sends"].append([ids[parent], None if g is None else summary(g)])
-            if g is None:
-                continue
-            if parent in running:
-                running[parent] = accumulate(running[parent], g)
-                sums[ids[parent]]["after"].append([k + 1, summary(running[parent],
-                                                                  SUM_DIGITS)])
-            elif isinstance(parent, Op):
+            if g is not None and (parent in sums or isinstance(parent, Op)):
                 arrived[parent] = accumulate(arrived.get(parent), g)
+            if g is not None and parent in sums:
+                total = accumulate(starts[parent], arrived[parent])
+                sums[parent]["after"].append([k + 1, summary(total, SUM_DIGITS)])
         out.append(step)
     return {"steps": out, "sums": list(sums.values())}
 
@@ -260,8 +257,10 @@ def summary(array, digits=DISPLAY_DIGITS):
     out = {"shape": list(array.shape), "norm": _round(np.linalg.norm(array), digits),
            "min": _round(array.min(), digits) if array.size else None,
            "max": _round(array.max(), digits) if array.size else None}
+    if not array.size:
+        return out
     rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
-    if 0 < array.size and rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX:
+    if rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX:  # (N-d: rows of the last axis)
         out["heat"] = [_round(v, digits) for v in rows.ravel()]
         out["rows"] = rows.shape[0]
     return out
