@@ -213,7 +213,8 @@ def document(root, grad=None, retain_graph=False, values=None, title=None):
 def _replay(visits, ids, rootv, seed, starts):
     """The steps (the gradient arrived at each node: what its consumers sent) and each
     leaf's running sum after every step that added to it: its ``.grad`` from before,
-    plus what arrived so far (added up first, as the engine does)."""
+    plus what arrived so far (added up first, as the engine does); the last one, which
+    is the new ``.grad``, at ``SUM_DIGITS``, the others at ``DISPLAY_DIGITS``."""
     arrived, out = {rootv: seed}, []
     sums = {leaf: {"leaf": ids[leaf], "start": summary(g, SUM_DIGITS), "after": []}
             for leaf, g in starts.items()}
@@ -224,9 +225,12 @@ def _replay(visits, ids, rootv, seed, starts):
             if g is not None and (parent in sums or isinstance(parent, Op)):
                 arrived[parent] = accumulate(arrived.get(parent), g)
             if g is not None and parent in sums:
-                total = accumulate(starts[parent], arrived[parent])
-                sums[parent]["after"].append([k + 1, summary(total, SUM_DIGITS)])
+                sums[parent]["after"].append([k + 1, accumulate(starts[parent],
+                                                                arrived[parent])])
         out.append(step)
+    for s in sums.values():  # the last sum is .grad: it gets the digits to compare with
+        s["after"] = [[k, summary(g, SUM_DIGITS if i == len(s["after"]) - 1
+                              else DISPLAY_DIGITS)] for i, (k, g) in enumerate(s["after"])]
     return {"steps": out, "sums": list(sums.values())}
 
 
@@ -254,25 +258,33 @@ def summary(array, digits=DISPLAY_DIGITS):
     if array is None:
         return None
     array = np.asarray(array, dtype=np.float64)
-    out = {"shape": list(array.shape), "norm": _round(np.linalg.norm(array), digits),
-           "min": _round(array.min(), digits) if array.size else None,
-           "max": _round(array.max(), digits) if array.size else None}
     if not array.size:
-        return out
+        return {"shape": list(array.shape), "norm": 0.0, "min": None, "max": None}
+    norm_min_max = _rounded(np.array([np.linalg.norm(array), array.min(), array.max()]),
+                            digits)
+    out = dict(zip(("shape", "norm", "min", "max"), [list(array.shape), *norm_min_max]))
     rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
     if rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX:  # (N-d: rows of the last axis)
-        out["heat"] = [_round(v, digits) for v in rows.ravel()]
-        out["rows"] = rows.shape[0]
+        out["heat"], out["rows"] = _rounded(rows.ravel(), digits), rows.shape[0]
     return out
 
 
-def _round(value, digits):
-    """A float at ``digits`` significant digits, or "NaN"/"Infinity"/"-Infinity" (JSON
-    has no such numbers; the page reads these strings back with Number())."""
-    value = float(value)
-    if not math.isfinite(value):
-        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
-    return float(f"{value:.{digits}g}")
+def _rounded(values, digits):
+    """The entries of a 1-D array at ``digits`` significant digits, as a list; inf and
+    nan as "Infinity", "-Infinity", "NaN" (JSON has no such numbers; the page reads
+    the strings back with Number()). The sums' digits are Python's own formatting
+    (the page prints them to compare with .grad); fewer are rounded in bulk."""
+    size = np.abs(values[values != 0])
+    if digits > DISPLAY_DIGITS or not (np.isfinite(values).all() and
+                                       ((size > 1e-250) & (size < 1e250)).all()):
+        return [float(f"{v:.{digits}g}") if math.isfinite(v) else
+                "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
+                for v in values.tolist()]
+    with np.errstate(divide="ignore"):
+        exponent = np.floor(np.log10(np.abs(values)))
+    shift = np.where(values == 0, 0, digits - 1 - exponent)
+    up, down = 10.0 ** np.maximum(shift, 0), 10.0 ** np.maximum(-shift, 0)
+    return (np.round(values * up / down) / up * down).tolist()  # (powers of ten: exact)
 
 
 def _label(vertex):
