@@ -2,7 +2,8 @@
 opened from file://. Every test fails on any console error or uncaught exception.
 
 Skips (saying why) without the playwright package or a chromium executable
-(/usr/bin/chromium, or the path in TINYGRAPH_CHROMIUM); .ci/run installs both.
+(/usr/bin/chromium, or the path in TINYGRAPH_CHROMIUM); .ci/run installs both and sets
+TINYGRAPH_REQUIRE_BROWSER, which turns that skip into a failure.
 """
 import copy
 import os
@@ -15,12 +16,18 @@ import tinygraph as tg
 from tinygraph import explore as ex
 from explorer_cases import elman_loss, engine_order, printed
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the browser tests need playwright: pip install playwright")
 CHROMIUM = os.environ.get("TINYGRAPH_CHROMIUM", "/usr/bin/chromium")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"the browser tests need chromium at {CHROMIUM} (apt-get install chromium, "
-                f"or set TINYGRAPH_CHROMIUM)", allow_module_level=True)
+try:
+    from playwright import sync_api
+    missing = None if os.path.exists(CHROMIUM) else (
+        f"the browser tests need chromium at {CHROMIUM} (apt-get install chromium, or set "
+        f"TINYGRAPH_CHROMIUM)")
+except ImportError:
+    missing = "the browser tests need playwright: pip install playwright"
+if missing and os.environ.get("TINYGRAPH_REQUIRE_BROWSER"):  # CI (.ci/run) must run them
+    pytest.fail(f"TINYGRAPH_REQUIRE_BROWSER is set, but {missing}", pytrace=False)
+if missing:
+    pytest.skip(missing, allow_module_level=True)
 
 PARAMETERS = ["W_ax", "W_aa", "b_a", "W_ya", "b_y"]
 

@@ -260,12 +260,14 @@ def summary(array, digits=DISPLAY_DIGITS):
     array = np.asarray(array, dtype=np.float64)
     if not array.size:
         return {"shape": list(array.shape), "norm": 0.0, "min": None, "max": None}
-    norm_min_max = _rounded(np.array([np.linalg.norm(array), array.min(), array.max()]),
-                            digits)
-    out = dict(zip(("shape", "norm", "min", "max"), [list(array.shape), *norm_min_max]))
     rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
-    if rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX:  # (N-d: rows of the last axis)
-        out["heat"], out["rows"] = _rounded(rows.ravel(), digits), rows.shape[0]
+    heat = rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX  # (N-d: rows of the last axis)
+    numbers = _rounded(np.concatenate([[np.linalg.norm(array), array.min(), array.max()],
+                                       rows.ravel() if heat else []]), digits)
+    out = {"shape": list(array.shape), "norm": numbers[0], "min": numbers[1],
+           "max": numbers[2]}
+    if heat:
+        out["heat"], out["rows"] = numbers[3:], rows.shape[0]
     return out
 
 
