@@ -45,6 +45,10 @@ display of ``draw(...)`` need ``dot``; without it they raise ``GraphvizNotFound`
 (``render`` writes the ``.dot`` file anyway) and Jupyter shows the DOT source and how
 to install Graphviz instead of a traceback.
 
+``explore(loss, "backward.html")`` (from ``explore.py``, which needs no graphviz) is
+the interactive counterpart: one self-contained page that replays the backward pass
+step by step.
+
 The pieces below the top-level functions (``walk``, ``grad_of``, ``escape``,
 ``table_label``, ``LogScale``, ``STYLES``, ``require_graphviz``) are public so that
 other drawings, such as ``rnn.viz``'s unrolled RNN, build on them instead of copying
