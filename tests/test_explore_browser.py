@@ -315,3 +315,44 @@ def test_a_documents_panels_fill_in_as_the_steps_pass_and_runs_have_a_slider(pag
     assert float(bars.nth(0).get_attribute("height")) == 0
     page.keyboard.press("ArrowRight")  # in run 1, both strip values are known at step 1
     assert float(bars.nth(1).get_attribute("height")) > float(bars.nth(0).get_attribute("height")) > 0
+
+
+# ---- odd values and the notebook's iframe -----------------------------------------------
+def test_zero_size_0_d_and_nan_values_show_without_errors(page, tmp_path):
+    empty = tg.tensor(np.ones((0, 3)), requires_grad=True, name="empty")
+    scalar = tg.tensor(np.array(-2.0), requires_grad=True, name="scalar")
+    with np.errstate(invalid="ignore"):
+        loss = empty.sum() + scalar.log() * scalar  # log(-2): nan, and so is its gradient
+    explorer = tg.viz.explore(loss)
+    ids = ids_of(explorer.document, ["empty", "scalar"])
+    open_page(page, tmp_path / "e.html", explorer)
+    page.keyboard.press("End")
+    page.dispatch_event(f'#nodes g.node[data-node="{ids["empty"]}"]', "click")
+    details = page.text_content("#details")
+    assert "shape (0, 3), ‖·‖ 0.000, min –, max –" in details
+    page.dispatch_event(f'#nodes g.node[data-node="{ids["scalar"]}"]', "click")
+    details = page.text_content("#details")
+    assert "shape (), ‖·‖ 2.000, min -2.000, max -2.000" in details  # the value
+    assert "‖·‖ NaN" in details  # the gradient
+    empty_row = page.text_content(f'#sums tr[data-leaf="{ids["empty"]}"]')
+    assert "‖·‖ 0.0000000" in empty_row
+
+
+def test_the_notebook_iframe_runs_the_page(page, tmp_path):
+    loss, _ = elman_loss(T=2)
+    explorer = tg.viz.explore(loss)
+    n = len(explorer.document["runs"][0]["steps"])
+    (tmp_path / "notebook.html").write_text(
+        f"<!DOCTYPE html><html><body>{explorer._repr_html_()}</body></html>", encoding="utf-8")
+    page.goto((tmp_path / "notebook.html").as_uri())
+    frame = page.frame_locator("iframe")
+    frame.locator("body[data-ready=true]").wait_for(state="attached")
+    frame.locator("#last").click()
+    assert frame.locator("#counter").get_attribute("data-step") == str(n)
+    frame.locator("#prev").click()
+    frame.locator("#graph").click(position={"x": 5, "y": 5})  # the keys go to the frame
+    page.keyboard.press("ArrowLeft")
+    assert frame.locator("#counter").get_attribute("data-step") == str(n - 2)
+    # the step stays out of the address there: "#step=" would load the notebook into the frame
+    assert page.url == (tmp_path / "notebook.html").as_uri()
+    assert [f.url for f in page.frames] == [page.url, "about:srcdoc"]
