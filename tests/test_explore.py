@@ -117,6 +117,14 @@ def test_the_gradient_arriving_at_a_node_is_what_backward_gives_it():
     assert sum(p == ids["h = tanh"] for s in senders for p, _ in s["sends"]) == 3
 
 
+def test_backward_from_a_leaf_visits_nothing_and_its_sum_is_the_seed():
+    x = tg.tensor(np.array(3.0), requires_grad=True, name="x")
+    doc = ex.document(x)
+    assert doc["runs"][0]["steps"] == []
+    assert_summary_is(final_sums(doc)[0], x.grad, ex.SUM_DIGITS)
+    assert x.grad == 1.0
+
+
 def test_sends_are_summed_back_to_the_shape_of_a_broadcast_input():
     a = tg.tensor(np.ones((3, 1)), requires_grad=True, name="a")
     b = tg.tensor(np.arange(4.0), requires_grad=True, name="b")

@@ -218,6 +218,8 @@ def _replay(visits, ids, rootv, seed, starts):
     arrived, out = {rootv: seed}, []
     sums = {leaf: {"leaf": ids[leaf], "start": summary(g, SUM_DIGITS), "after": []}
             for leaf, g in starts.items()}
+    if rootv in sums:  # backward from a leaf: the seed is all there is, before any step
+        sums[rootv]["after"].append([0, accumulate(starts[rootv], seed)])
     for k, (node, sends) in enumerate(visits):
         step = {"node": ids[node], "arrived": summary(arrived.pop(node, None)), "sends": []}
         for parent, g in sends:
