@@ -50,7 +50,8 @@ def measure_page(browser, path):
         page.wait_for_selector("body[data-ready=true]", timeout=120_000)
         times = page.evaluate("""() => {
             const e = window.tinygraphExplorer, n = e.document.runs[0].steps.length;
-            let t = performance.now(); e.go(n); e.go(n - 1); const step = (performance.now() - t) / 2;
+            let t = performance.now(); e.go(n); e.go(n - 1);
+            const step = (performance.now() - t) / 2;
             t = performance.now(); e.state.folded.clear(); e.redraw();
             return [e.readyAt, step, performance.now() - t]; }""")
         page.close()

@@ -43,7 +43,8 @@ def main(out=ROOT / "docs" / "explorer.png"):
         view.dispatch_event(f'#nodes g.node[data-node="{W_aa}"]', "click")  # its details
         view.evaluate("""() => {  // from the weights down to the node being visited
             const s = tinygraphExplorer.state, list = s.layout.list;
-            const cur = s.layout.reps.get('n' + tinygraphExplorer.document.runs[0].steps[s.step - 1].node);
+            const steps = tinygraphExplorer.document.runs[0].steps;
+            const cur = s.layout.reps.get('n' + steps[s.step - 1].node);
             const xs = list.map((r) => r.x), y0 = Math.min(...list.map((r) => r.y)) - 60;
             const box = document.getElementById('graph').getBoundingClientRect();
             const h = cur.y + 120 - y0, w = h * box.width / box.height;

@@ -16,7 +16,7 @@ from hypothesis import given, strategies as st
 
 import rnn
 import tinygraph as tg
-from tinygraph import explore as ex, viz
+from tinygraph import explore as ex
 from explorer_cases import elman_loss, engine_order, printed, small_net
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -223,7 +223,8 @@ def test_a_summary_gives_shape_norm_min_max_and_a_heatmap_up_to_32_by_32(shape, 
     array = np.random.default_rng(seed).standard_normal(shape)
     s = ex.summary(array)
     assert_summary_is(s, array, ex.DISPLAY_DIGITS)
-    rows = (array.size // shape[-1], shape[-1]) if array.size and len(shape) > 1 else (1, array.size)
+    rows = ((array.size // shape[-1], shape[-1]) if array.size and len(shape) > 1
+            else (1, array.size))
     small = array.size > 0 and rows[0] <= 32 and rows[1] <= 32
     assert ("heat" in s) == small
     if small:

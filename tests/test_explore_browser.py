@@ -233,8 +233,10 @@ def test_hovering_a_node_shows_its_value_and_gradient_with_a_heatmap(page, tmp_p
     loss, model = elman_loss(T=3)
     explorer = tg.viz.explore(loss)
     W_aa = ids_of(explorer.document, ["W_aa"])["W_aa"]
-    open_page(page, tmp_path / "e.html", explorer, f"#step={len(explorer.document['runs'][0]['steps'])}")
-    page.evaluate("document.getElementById('graph').setAttribute('viewBox', '-3000 -3000 8000 8000')")
+    n = len(explorer.document["runs"][0]["steps"])
+    open_page(page, tmp_path / "e.html", explorer, f"#step={n}")
+    page.evaluate("document.getElementById('graph')"
+                  ".setAttribute('viewBox', '-3000 -3000 8000 8000')")  # every box in view
     page.hover(f'#nodes g.node[data-node="{W_aa}"]')
     details = page.text_content("#details")
     assert "W_aa" in details and "shape (4, 4)" in details
@@ -314,7 +316,8 @@ def test_a_documents_panels_fill_in_as_the_steps_pass_and_runs_have_a_slider(pag
     page.keyboard.press("Home")
     assert float(bars.nth(0).get_attribute("height")) == 0
     page.keyboard.press("ArrowRight")  # in run 1, both strip values are known at step 1
-    assert float(bars.nth(1).get_attribute("height")) > float(bars.nth(0).get_attribute("height")) > 0
+    heights = [float(bars.nth(i).get_attribute("height")) for i in range(2)]
+    assert heights[1] > heights[0] > 0
 
 
 # ---- odd values and the notebook's iframe -----------------------------------------------

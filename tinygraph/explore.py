@@ -18,8 +18,9 @@ every leaf that requires grad, which after the last step is that leaf's ``.grad`
 
 Forward values are those the graph still holds before backward frees it: leaves, the
 root, the outputs ops keep for their VJPs (``tanh``, ``exp``) and the inputs their
-consumers keep (``matmul``). Run the forward pass inside ``with tg.viz.keep_values():``
-to record every op's output (that costs one array per node).
+consumers keep (``matmul``). Run the forward pass inside
+``with tg.viz.keep_values() as values:`` and pass ``values=values`` to show every op's
+output (that keeps one array per node alive while ``values`` is).
 
 **The document.** The page is a template (``explorer.html``, package data: script and
 style inline, no network, works from ``file://``) plus one JSON document, and it
@@ -36,11 +37,14 @@ renders whatever the document holds::
                "steps": [{"node", "arrived": summary,
                           "sends": [[parent id, summary or null], ...]}],  # engine order
                "sums": [{"leaf": node id, "start": summary or null,  # .grad before
-                         "after": [[step, summary], ...]}]}],  # after steps 1..n
+                         "after": [[step, summary], ...]}]}],  # after that step
      "panels": [{"kind": "table" | "strip", "title", ...}]}
 
-A summary is ``{"shape", "norm", "min", "max", "heat"?}``; ``heat`` holds the values
-(row-major, at most 32 x 32 of them) of arrays small enough to draw as a heatmap.
+A summary is ``{"shape", "norm", "min", "max", "heat"?, "rows"?}``; ``heat`` holds
+the values (row-major, ``rows`` rows of the last axis, at most 32 x 32) of arrays small
+enough to draw as a heatmap. Node ids are positions in ``nodes``, parents first
+(``viz.walk``'s order); step k (1-based) is ``steps[k - 1]``, and step 0 is before
+backward. Non-finite numbers are the strings "NaN", "Infinity", "-Infinity".
 
 **Extending it** (the rnn explorer builds on this): ``document(root)`` returns the dict
 before it becomes a page, and ``Explorer(document)`` makes the page of any document. A
@@ -49,21 +53,26 @@ more ``runs`` (the same graph computed with other numbers; the page shows a slid
 over them, e.g. W_aa scaled to several spectral radii), ``panels`` the page draws
 under the graph and fills in as the steps pass (``"table"``: rows of cells, each
 ``[step, value]``, shown once the replay reaches that step: a shared weight's
-Σ_t dL/dW^(t) table; ``"strip"``: one value per column with the step it becomes
-known: ‖dL/da<t>‖ for t = 1..T), its own ``direction`` ("LR": time left to right) and
-its own ``fold``. A panel may hold one entry per run under ``"runs"``.
+Σ_t dL/dW^(t) table, ``{"kind": "table", "title", "columns", "rows": [{"label",
+"cells": [[step, value], ...]}]}``; ``"strip"``: bars on a log scale, one per entry of
+``"values": [[step, value], ...]`` with ``"labels"``, each drawn once its step is
+reached: ‖dL/da<t>‖ for t = 1..T), its own ``direction`` ("LR": time left to right) and
+its own ``fold``. A panel may hold, under ``"runs"``, one dict per run whose keys
+replace the panel's own while that run is shown. A new kind of panel is one function in
+the page's ``PANELS``.
 """
 import html
 import json
 import math
 import pathlib
+
 import numpy as np
 
 from .engine import GraphFreedError, Op, accumulate, observing, unbroadcast
 from .tensor import Tensor
 
 DISPLAY_DIGITS = 4   # significant digits of the numbers the page shows
-SUM_DIGITS = 8       # ... and of the leaves' running sums, the final ones being .grad
+SUM_DIGITS = 8       # ... and of each leaf's last running sum, which is its .grad
 HEAT_MAX = 32        # arrays up to 32 x 32 get a heatmap (1-D up to 32 entries)
 FOLD_ABOVE = 150     # graphs with more nodes open with every top-level scope folded
 TEMPLATE = pathlib.Path(__file__).with_name("explorer.html")
