@@ -318,6 +318,14 @@ def test_explore_writes_the_page_and_returns_it(tmp_path):
     assert page.save(tmp_path / "again.html").read_text(encoding="utf-8") == page.html()
 
 
+def test_a_path_in_a_missing_folder_is_refused_before_backward_runs(tmp_path):
+    loss, (W, b) = small_net()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tg.viz.explore(loss, tmp_path / "no" / "such" / "page.html")
+    assert W.grad is None  # nothing happened: the graph is still there to explore
+    assert tg.viz.explore(loss, tmp_path / "page.html").document["runs"][0]["steps"]
+
+
 def test_in_jupyter_the_page_shows_inline_in_an_iframe():
     loss, _ = small_net()
     page = tg.viz.explore(loss)

@@ -83,6 +83,9 @@ def explore(root, path=None, grad=None, retain_graph=False, values=None, title=N
     (an ``Explorer``: shown inline in Jupyter; ``.save(path)``). With ``path``, the
     page is written there too. ``values``: what ``keep_values()`` kept. See the module
     docstring for what the page shows."""
+    if path is not None and not pathlib.Path(path).parent.is_dir():  # before backward runs
+        raise FileNotFoundError(f"explore: cannot write {str(path)!r}: the folder "
+                                f"{str(pathlib.Path(path).parent)!r} does not exist")
     page = Explorer(document(root, grad, retain_graph, values, title))
     if path is not None:
         page.save(path)
