@@ -165,10 +165,12 @@ class Op:
         if not recorded:
             return out
         data.setflags(write=False)  # a write into a saved array would corrupt backward
-        op.parents, op.needs_grad, op.holds = tuple(parents), tuple(needs_grad), ()
-        op.saved = cls.keep(data, arrays)
-        op.versions = tuple(versions) if cls.saves_inputs else None
-        for t, kept in zip(inputs, op.saved[1:]) if cls.saves_inputs else ():
+        op.parents, op.needs_grad, n = tuple(parents), tuple(needs_grad), cls.saves_inputs
+        kept_out = data if cls.saves_output else None  # (Op.keep's rule, inlined where it
+        op.saved = ((kept_out, *arrays) if n is True else (kept_out,) + (None,) * len(arrays)
+                    if n is False else cls.keep(data, arrays))  # is cheap: a call costs more)
+        op.versions, op.holds = (tuple(versions) if n else None), ()
+        for t, kept in zip(inputs, op.saved[1:]) if n else ():
             if kept is not None and t._node is None:  # a leaf's: read-only while kept
                 op.holds += hold(kept)
         op.assignments, op.scope = Tensor.assignments, Mode.scope
