@@ -80,6 +80,16 @@ class Cell(nn.Module):
             raise tg.ShapeError(
                 f"{type(self).__name__}: input of shape {x.shape} must end in "
                 f"input_size = {self.input_size}")
+        self.check_dtype(x)
+
+    def check_dtype(self, value, what="input"):
+        """Refuse a tensor whose dtype is not the weights' (as PyTorch does), naming both."""
+        if value.dtype != self.W_ax.dtype:
+            raise TypeError(
+                f"{type(self).__name__}: input and weight dtypes differ: the {what} is "
+                f"{value.dtype}, the weights are {self.W_ax.dtype}; convert the {what} "
+                f"(tg.tensor(array, dtype=np.{self.W_ax.dtype})) or build the model "
+                f"with dtype=np.{value.dtype}")
 
     def _state_share(self, a_prev):
         """a_prev W_aa^T + b_aa (the gated cells keep PyTorch's two biases)."""
@@ -91,6 +101,7 @@ class Cell(nn.Module):
     # ---- one step --------------------------------------------------------------------
     def step(self, x_t, state):
         """The next state from x_t (B, m) and the previous state."""
+        self.check_dtype(x_t)
         self._check_state(state, x_t.shape[0])
         return self.recur(self.project(x_t), state)
 
@@ -110,6 +121,8 @@ class Cell(nn.Module):
 
     def _check_state(self, state, batch_size):
         parts = state if isinstance(state, tuple) else (state,)
+        for part in parts if isinstance(state, tuple) == (len(self.state_names) > 1) else ():
+            self.check_dtype(part, "state")
         # a lone tensor given to an LSTM cell would unpack along its batch axis
         if isinstance(state, tuple) != (len(self.state_names) > 1) or \
                 len(parts) != len(self.state_names):
@@ -179,8 +192,8 @@ class RNNCell(Cell):
     def step(self, x_t, a_prev):
         if not self.stacked:
             return super().step(x_t, a_prev)
-        self._check_state(a_prev, x_t.shape[0])
         self._check_input(x_t)
+        self._check_state(a_prev, x_t.shape[0])
         z = tg.linear(tg.concat([a_prev, x_t], axis=1), self.W_a, self.b_a)
         for b in (self.b_ax, self.b_aa):  # PyTorch's split biases, when the cell has them
             if b is not None:

@@ -19,12 +19,14 @@ state dict maps onto them by a rename, with no transpose:
 For speed, a layer projects the inputs of all T steps at once (``cell.project``:
 x W_ax^T + b_ax for the whole (T, B, m) sequence, one ``tg.linear`` node; the RNN
 folds b_aa in too) and runs only the recurrence ``cell.recur`` step by step, each
-step reading its slice of that projection, as one ``tg.scan`` node: the step is
-traced and its ops replayed on arrays, and the weight gradients of all steps are
-summed with one matrix product per 1,024 rows. Under ``tg.unrolled()`` (and in
-anomaly mode) the recurrence is the literal per-step graph instead, every a<t> a
-node of its own, under ``tg.scope(f"t={t}")``: that is what ``rnn.viz`` draws, and
-what ``retain_grad`` on a per-step state needs.
+step reading its slice of that projection. That recurrence is written once
+(``_recurrence``) and always run by ``tg.scan``, which decides how: it traces the
+step and replays its ops on arrays (the whole recurrence one graph node, the weight
+gradients of all steps summed with one matrix product per 1,024 rows), or, under
+``tg.unrolled()`` (and in anomaly mode), runs it as the literal per-step graph,
+every a<t> a node of its own under ``tg.scope(f"t={t}")`` and named as
+``rnn.names`` says: that is what ``rnn.viz`` draws, and what ``retain_grad`` on a
+per-step state needs.
 
 Truncated BPTT: carry the state into the next chunk of a long sequence with
 ``detach_state``, which cuts the graph there, so each backward stays within its chunk::
@@ -48,6 +50,7 @@ import tinygraph as tg
 from tinygraph import nn
 
 from .cells import GRUCell, LSTMCell, RNNCell
+from .names import state_formats
 
 
 def _parts(state):
@@ -58,54 +61,44 @@ def _rejoin(parts, like):
     return tuple(parts) if isinstance(like, tuple) else parts[0]
 
 
-def _step_by_step(step, inputs, state, times, names, keep=None):
-    """Run ``state = step(inputs[t - 1], state)`` for t in ``times`` (1-based, in order),
-    each step under ``tg.scope(f"t={t}")``; return the states in time order t = 1..T.
+def _recurrence(cell, x_proj, state, reverse, keep, names):
+    """The layer's one recurrence: ``state = cell.recur(x_proj[t], state)`` for every t
+    (t = T down to 1 with ``reverse``), as ``tg.scan``, which traces the step once and
+    replays it, or, under ``tg.unrolled()``, runs it as the literal per-step graph, each
+    step under ``tg.scope(f"t={t}")`` and its states named by ``names``. Where
+    ``keep[t - 1]`` (B,) is False the step is padding: the previous state is carried
+    through unchanged for that batch entry.
 
-    Where ``keep[t - 1]`` (B,) is False the step is padding: the previous state is
-    carried through unchanged for that batch entry. ``names`` holds one format per
-    part of the state, e.g. ("a<{t}>", "c<{t}>").
+    Returns the states stacked (one (T, B, n) tensor per part of the state) and, from
+    the literal graph, the per-step states in time order (else an empty list).
     """
-    states = {}
-    for t in times:
-        with tg.scope(f"t={t}"):
-            new = step(inputs[t - 1], state)
-            if keep is not None and not keep[t - 1].all():
-                keep_t = keep[t - 1][:, None]
-                new = _rejoin([tg.where(keep_t, n, p)
-                               for n, p in zip(_parts(new), _parts(state))], new)
-        for part, name in zip(_parts(new), names):
-            part.name = name.format(t=t)
-        states[t] = state = new
-    return [states[t] for t in sorted(states)]
+    padded = keep is not None and not keep.all()
+    xs = (x_proj, tg.tensor(keep[:, :, None])) if padded else x_proj
+    literal = not tg.accel.replays()
+    per_step = []
 
+    def step(state, x_t):
+        x_proj_t, keep_t = x_t if padded else (x_t, None)
+        new = cell.recur(x_proj_t, state)
+        if padded:
+            new = _rejoin([tg.where(keep_t, n, p) for n, p in zip(_parts(new), _parts(state))],
+                          new)
+        if literal:
+            per_step.append(new)
+        return new
 
-def _replay(recur, x_proj, state, reverse, keep=None):
-    """``tg.scan`` of ``state = recur(x_proj[t], state)`` (t = T-1 down to 0 with
-    ``reverse``), with ``_step_by_step``'s padding rule; returns the stacked states,
-    one (T, B, n) tensor per part of the state."""
-    if keep is None or keep.all():
-        stacked = tg.scan(lambda state, x_proj_t: recur(x_proj_t, state), state, x_proj,
-                          reverse=reverse)
-    else:
-        def step(state, x_t):
-            x_proj_t, keep_t = x_t
-            new = recur(x_proj_t, state)
-            return _rejoin([tg.where(keep_t, n, p) for n, p in zip(_parts(new), _parts(state))],
-                           new)
-        stacked = tg.scan(step, state, (x_proj, tg.tensor(keep[:, :, None])), reverse=reverse)
-    return _parts(stacked)
+    stacked = _parts(tg.scan(step, state, xs, reverse=reverse, names=names))
+    return stacked, per_step[::-1] if reverse else per_step
 
 
 class _Steps:
-    """The per-step states of a layer whose recurrence ran as one ``tg.scan`` node:
-    ``states[t - 1]`` is a<t> (a pair (a<t>, c<t>) for the LSTM), a slice of the
-    stacked states, named as ``_step_by_step`` names them. Each access makes a new
-    slice, so ``retain_grad()`` on one shows nothing; run the layer under
-    ``tg.unrolled()`` for per-step graph nodes."""
+    """The per-step states of a layer and direction: ``states[t - 1]`` is a<t> (a pair
+    (a<t>, c<t>) for the LSTM). From the literal graph (under ``tg.unrolled()``) these
+    are its nodes; from a replay, slices of the stacked states, named alike, made at
+    each access, so ``retain_grad()`` on one shows nothing."""
 
-    def __init__(self, stacked, formats):
-        self.stacked, self.formats = stacked, formats
+    def __init__(self, stacked, per_step, formats):
+        self.stacked, self.per_step, self.formats = stacked, per_step, formats
 
     def __len__(self):
         return len(self.stacked[0])
@@ -114,19 +107,12 @@ class _Steps:
         if isinstance(index, slice):
             return [self[i] for i in range(len(self))[index]]
         t = range(1, len(self) + 1)[index]  # IndexError past either end
+        if self.per_step:
+            return self.per_step[t - 1]
         parts = [part[t - 1] for part in self.stacked]
         for part, name in zip(parts, self.formats):
             part.name = name.format(t=t)
         return tuple(parts) if len(parts) > 1 else parts[0]
-
-
-def _beside(layer, forward, reverse):
-    """[fwd_t ; bwd_t] for every step t: a bidirectional layer's outputs."""
-    joined = []
-    for t, (a_forward, a_reverse) in enumerate(zip(forward, reverse), start=1):
-        with tg.scope(f"layer={layer}"), tg.scope(f"t={t}"):
-            joined.append(tg.concat([a_forward, a_reverse], axis=1))
-    return joined
 
 
 def unroll(cell, xs, a0=None):
@@ -135,8 +121,10 @@ def unroll(cell, xs, a0=None):
     xs is a (T, B, m) tensor or a sequence of T tensors (B, m); a0 is a<0> (B, n),
     zero by default (for an LSTM cell, the pair (a<0>, c<0>)). Returns the list
     [a<1>, ..., a<T>] of graph nodes (pairs (a<t>, c<t>) for an LSTM cell), named
-    "a<t>" and built under ``tg.scope(f"t={t}")``, so ``a_t.retain_grad()`` shows
-    dL/da<t> after ``loss.backward()``.
+    "a<t>" (see ``rnn.names``) and built under ``tg.scope(f"t={t}")``, so
+    ``a_t.retain_grad()`` shows dL/da<t> after ``loss.backward()``. This is the
+    literal loop always (a cell's user asks for its per-step nodes); the layers run
+    theirs through ``tg.scan``.
     """
     if isinstance(xs, tg.Tensor) and xs.ndim != 3:
         raise tg.ShapeError(f"unroll: xs must be (T, B, input_size), got shape {xs.shape}")
@@ -145,8 +133,15 @@ def unroll(cell, xs, a0=None):
     batch, dtype = (xs.shape[1], xs.dtype) if isinstance(xs, tg.Tensor) else \
         (xs[0].shape[0], xs[0].dtype)
     state = cell.initial_state(batch, dtype) if a0 is None else a0
-    names = ("a<{t}>", "c<{t}>")[:len(_parts(state))]
-    return _step_by_step(cell.step, xs, state, range(1, len(xs) + 1), names)
+    formats = state_formats(cell.state_names)
+    states = []
+    for t in range(1, len(xs) + 1):
+        with tg.scope(f"t={t}"):
+            state = cell.step(xs[t - 1], state)
+        for part, name in zip(_parts(state), formats):
+            part.name = name.format(t=t)
+        states.append(state)
+    return states
 
 
 def detach_state(state):
@@ -237,6 +232,7 @@ class _RecurrentLayer(nn.Module):
                 f"{'(batch_first: (B, T, input_size)) ' if self.batch_first else ''}"
                 f"or (T, input_size) with input_size = {self.input_size}, "
                 f"got shape {x.shape}")
+        self.l0.check_dtype(x)
         unbatched = x.ndim == 2
         if unbatched:
             x = x.reshape(x.shape[0], 1, self.input_size)
@@ -248,28 +244,20 @@ class _RecurrentLayer(nn.Module):
 
         layer_input, finals, self.last_states = x, [], {}
         for layer in range(self.num_layers):
-            hidden = []  # per direction, [a<1>, ..., a<T>] in time order
+            hidden = []  # per direction, the states a<1>..a<T> stacked (T, B, n)
             for suffix in self.directions:
                 cell = getattr(self, f"l{layer}{suffix}")
-                times = range(steps, 0, -1) if suffix else range(1, steps + 1)
-                formats = self._state_formats(layer, suffix)
+                formats = state_formats(self.state_names, layer if self.num_layers > 1
+                                        else None, self.bidirectional, bool(suffix))
                 with tg.scope(f"layer={layer}"), self._direction_scope(suffix):
                     x_proj = cell.project(layer_input)  # every step's input share at once
-                    if tg.accel.replays():  # the recurrence as one scan node
-                        states = _Steps(_replay(cell.recur, x_proj, next(initial),
-                                                bool(suffix), keep), formats)
-                    else:  # the literal per-step graph (drawings, anomaly mode)
-                        states = _step_by_step(cell.recur, x_proj, next(initial), times,
-                                               formats, keep)
-                hidden.append(states.stacked[0] if isinstance(states, _Steps)
-                              else [_parts(s)[0] for s in states])
+                    stacked, per_step = _recurrence(cell, x_proj, next(initial),
+                                                    bool(suffix), keep, formats)
+                states = self.last_states[f"l{layer}{suffix}"] = _Steps(stacked, per_step,
+                                                                        formats)
+                hidden.append(stacked[0])
                 finals.append(states[0] if suffix else states[-1])  # the last one run
-                self.last_states[f"l{layer}{suffix}"] = states
-            if isinstance(hidden[0], tg.Tensor):
-                layer_input = hidden[0] if len(hidden) == 1 else tg.concat(hidden, axis=2)
-            else:
-                layer_input = tg.stack(hidden[0] if len(hidden) == 1 else
-                                       _beside(layer, *hidden))
+            layer_input = hidden[0] if len(hidden) == 1 else tg.concat(hidden, axis=2)
 
         output = layer_input
         if keep is not None and not keep.all():
@@ -283,13 +271,6 @@ class _RecurrentLayer(nn.Module):
     @staticmethod
     def _direction_scope(suffix):
         return tg.scope("direction=reverse") if suffix else contextlib.nullcontext()
-
-    def _state_formats(self, layer, suffix):
-        """Names like the notes': a<t>, with [l] (1-based) for stacked layers and an
-        arrow for the direction of a bidirectional layer (a→<t>, a←<t>)."""
-        arrow = ("←" if suffix else "→") if self.bidirectional else ""
-        depth = f"[{layer + 1}]" if self.num_layers > 1 else ""
-        return tuple(f"{part}{arrow}<{{t}}>{depth}" for part in self.state_names)
 
     def _keep_mask(self, lengths, mask, steps, batch, unbatched):
         """The (T, B) boolean array of real (not padded) steps, or None."""
@@ -331,6 +312,7 @@ class _RecurrentLayer(nn.Module):
         shaped = []
         for part in parts:
             part = part if isinstance(part, tg.Tensor) else tg.tensor(part)
+            cells[0].check_dtype(part, "initial state")
             if unbatched and part.ndim == 2:
                 part = part.reshape(len(cells), 1, self.hidden_size)
             if part.shape != expected:

@@ -52,6 +52,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import functional as F
 from tinygraph.engine import Op
+from . import names
 from tinygraph.viz import (STYLES, Figure, LogScale, describe, edge_attributes, escape,
                            grad_norm, grad_row, is_parameter, kind_of, render,
                            require_graphviz, small, table_label, tensor_of, vertex_label,
@@ -70,9 +71,6 @@ CUT_COLOR = "#999999"
 OUTSIDE = "out"     # the port of the row for contributions from outside the steps
 
 _TIME_LABEL = re.compile(r"t=(\d+)$")
-# the names unroll gives states: a<3>, c<3>, a→<3>[2], a←<3> (the notes' a<t>, c<t>)
-_STATE_NAME = re.compile(r"[ac][^<\w]*<(\d+)>")
-_STEP_NUMBER = re.compile(r"<\d+>")
 
 
 def step_key(scope):
@@ -92,8 +90,8 @@ def _name(vertex):
 
 
 def _state_number(vertex):
-    match = _STATE_NAME.match(_name(vertex) or "")
-    return int(match.group(1)) if match else None
+    parsed = names.parse(_name(vertex))
+    return None if parsed is None else parsed[1]
 
 
 def _lane_text(lane):
@@ -226,10 +224,8 @@ class Unrolled:
 
     def series(self, state, lane):
         """The name of a state's sequence: "a<t>" for a<3>, "a→<t>[2]" for a→<3>[2]."""
-        name = _name(state)
-        if name and _STATE_NAME.match(name):
-            return _STEP_NUMBER.sub("<t>", name, count=1)
-        return f"{_lane_text(lane) or 'state'}<t>"
+        parsed = names.parse(_name(state))
+        return parsed[0] if parsed else f"{_lane_text(lane) or 'state'}<t>"
 
 
 # ---- the numbers -------------------------------------------------------------------------
@@ -366,19 +362,21 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     ``.grad`` is exactly the sum of the recorded contributions.
     """
     xs = _as_input(xs)
-    with tg.unrolled():  # per-step nodes, even in layers that replay a tg.scan
-        output = model(xs) if a0 is None else model(xs, a0)
+    with tg.unrolled(), tg.engine.observing(_Outputs()) as outputs:
+        output = model(xs) if a0 is None else model(xs, a0)  # per-step nodes
     first = output if isinstance(output, tg.Tensor) else output[0]
     loss = _loss(first, targets, loss_fn)
     if loss.size != 1:
         raise tg.ShapeError(f"trace: the loss must be a scalar, got shape {loss.shape}")
     run = Trace([loss], model, loss, output)
-    tensors = _kept_states(model)
+    run.states = []  # the state tensors, kept alive with their gradients
     for states in run.graph.states.values():
         for state in states:
-            tensor = tensors[state] if state in tensors else tensor_of(state)
+            tensor = outputs.tensors.get(state, tensor_of(state))
             if tensor is not None:
                 tensor.retain_grad()
+                run.states.append(tensor)
+    outputs.tensors.clear()
     for vertex in run.graph.order:  # every leaf the loss reaches, model or not
         if not isinstance(vertex, Op):
             vertex.grad = None
@@ -388,14 +386,19 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     return run
 
 
-def _kept_states(model):
-    """{node: tensor} for the state tensors the model kept from its last call
-    (``last_states``: a list, or a dict of lists, of tensors or (a, c) pairs)."""
-    kept = getattr(model, "last_states", None) or []
-    sequences = kept.values() if isinstance(kept, dict) else [kept]
-    tensors = [part for states in sequences for state in states
-               for part in (state if isinstance(state, tuple) else (state,))]
-    return {t.op: t for t in tensors if t.op is not None}
+class _Outputs:
+    """An engine observer that keeps every op's output tensor of a forward pass, so
+    that ``trace`` can keep the gradient of each state, whatever module made it."""
+
+    def __init__(self):
+        self.tensors = {}
+
+    def forward(self, op, inputs, options, out):
+        if out.op is not None:
+            self.tensors[out.op] = out
+
+    def backward(self, node, grads):
+        pass
 
 
 def gradient_norms(model, xs, targets=None, loss_fn=None, a0=None):

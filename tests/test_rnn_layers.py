@@ -121,14 +121,39 @@ def test_layer_projects_every_input_at_once_and_recurs_in_one_scan_node(rng):
     assert not _ops_named(output, "tanh", "sigmoid")  # inside the scan nodes
 
 
-def test_bidirectional_outputs_are_joined_at_each_step_when_unrolled(rng):
+def test_bidirectional_outputs_are_joined_once_whether_replayed_or_unrolled(rng):
     layer = rnn.GRU(3, 4, bidirectional=True)
+    xs = randn(rng, 3, 2, 3)
     with tg.unrolled():
-        output, _ = layer(randn(rng, 3, 2, 3))
-    concats = _ops_named(output, "concat")
-    assert sorted(v.scope for v in concats) == [("layer=0", f"t={t}") for t in (1, 2, 3)]
-    joined, _ = layer(tg.tensor(randn(rng, 3, 2, 3)))
-    assert len(_ops_named(joined, "concat")) == 1  # replayed: both directions at once
+        unrolled, _ = layer(xs)
+    replayed, _ = layer(xs)
+    for output in (unrolled, replayed):  # one recurrence: the same join after it
+        (concat,) = _ops_named(output, "concat")
+        assert concat.scope == ()
+    np.testing.assert_array_equal(unrolled.data, replayed.data)
+
+
+def test_unrolled_states_are_named_in_their_steps_for_every_part(rng):
+    layer = rnn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    with tg.unrolled():
+        layer(randn(rng, 3, 2, 3))
+    a, c = layer.last_states["l1_reverse"][1]
+    assert (a.name, c.name) == ("a←<2>[2]", "c←<2>[2]")
+    assert a.op.scope == c.op.scope == ("layer=1", "direction=reverse", "t=2")
+
+
+def test_input_of_another_dtype_than_the_weights_names_both(rng):
+    for layer in (rnn.RNN(3, 4), rnn.LSTM(3, 4), rnn.GRU(3, 4, bidirectional=True)):
+        with pytest.raises(TypeError, match="input and weight dtypes differ.*float32.*float64"):
+            layer(rng.standard_normal((2, 1, 3)).astype(np.float32))
+    single = rnn.LSTM(3, 4, dtype=np.float32)
+    out, _ = single(rng.standard_normal((2, 1, 3)).astype(np.float32))
+    assert out.dtype == np.float32
+    h0 = np.zeros((1, 1, 4), np.float64)
+    with pytest.raises(TypeError, match="initial state is float64, the weights are float32"):
+        single(rng.standard_normal((2, 1, 3)).astype(np.float32), (h0, h0))
+    with pytest.raises(TypeError, match="input and weight dtypes differ.*float32.*float64"):
+        rnn.RNNCell(3, 4)(tg.tensor(rng.standard_normal((1, 3)).astype(np.float32)))
 
 
 # ---- variable lengths ----------------------------------------------------------------

@@ -64,7 +64,7 @@ def replays():
     return Mode.grad_enabled and not Settings.unrolled and not is_anomaly_enabled()
 
 
-def scan(step, init, xs, reverse=False):
+def scan(step, init, xs, reverse=False, names=None):
     """Run ``carry = step(carry, x_t)`` over the time steps of ``xs``; return the carry
     after every step, stacked over time.
 
@@ -74,6 +74,10 @@ def scan(step, init, xs, reverse=False):
     parts, shapes and dtype. With ``reverse`` the steps run t = T-1 down to 0.
     Returns a (T, ...) tensor per part (a tuple for a tuple ``init``), whose row t is
     the carry after step t. See the module docstring for what ``step`` may do.
+
+    In the plain loop, step t runs under ``tg.scope(f"t={t + 1}")`` (1-based), and
+    ``names``, one format per part of the carry such as ``"a<{t}>"``, names each
+    step's carry (``t`` 1-based), so that a drawing can tell the steps and states apart.
     """
     init_parts, xs_parts = _tensors(init, "init"), _tensors(xs, "xs")
     steps = len(xs_parts[0]) if xs_parts[0].ndim else 0
@@ -114,7 +118,10 @@ def scan(step, init, xs, reverse=False):
     else:
         carry, per_step = init_parts, [None] * steps
         for t in range(steps - 1, -1, -1) if reverse else range(steps):
-            carry = per_step[t] = call(carry, [x[t] for x in xs_parts])
+            with engine.scope(f"t={t + 1}"):
+                carry = per_step[t] = call(carry, [x[t] for x in xs_parts])
+            for part, name in zip(carry, names or ()):
+                part.name = name.format(t=t + 1)
         parts = [stack([s[i] for s in per_step]) for i in range(len(init_parts))]
     return tuple(parts) if isinstance(init, tuple) else parts[0]
 
