@@ -384,3 +384,55 @@ def test_a_layers_output_drawn_as_a_tensor_points_to_tg_unrolled():
         output, _ = layer(xs)
     assert "a&lt;4&gt;" in rv.to_dot(output).source
     assert "scan" not in rv.to_dot(layer, xs).source  # a model and its input: drawn unrolled
+
+
+# ---- layers followed by an output head -------------------------------------------------
+class WithHead(tg.nn.Module):
+    """A recurrent layer and an nn.Linear head on its outputs (optionally padded)."""
+
+    def __init__(self, layer, lengths=None):
+        super().__init__()
+        self.layer, self.lengths = layer, lengths
+        self.head = tg.nn.Linear(layer.hidden_size * (2 if layer.bidirectional else 1), P)
+
+    def forward(self, xs):
+        out, h_n = self.layer(xs, lengths=self.lengths)
+        return self.head(out), h_n
+
+
+@pytest.mark.parametrize("layer_class", [rnn.RNN, rnn.LSTM, rnn.GRU])
+@pytest.mark.parametrize("num_layers, bidirectional, lengths", [
+    (1, False, None), (2, False, None), (1, True, None), (2, True, np.array([3, 2]))])
+def test_layers_with_a_head_keep_every_states_gradient(layer_class, num_layers,
+                                                       bidirectional, lengths):
+    tg.manual_seed(0)
+    model = WithHead(layer_class(M, N, num_layers=num_layers, bidirectional=bidirectional),
+                     lengths)
+    xs, ys = data()
+    norms = rv.trace(model, xs, ys).gradients().state_norms
+    parts = 2 if layer_class is rnn.LSTM else 1
+    assert len(norms) == num_layers * (2 if bidirectional else 1) * parts
+    for series, values in norms.items():
+        assert values.shape == (T,) and np.all(np.isfinite(values)), series
+        if series.startswith("a"):  # every a<t> feeds the head (c<T> may feed nothing)
+            assert np.all(values > 0), series
+
+
+@pytest.mark.parametrize("layer_class", [rnn.RNN, rnn.LSTM, rnn.GRU])
+def test_a_layers_state_norms_equal_those_of_its_cell_unrolled_by_hand(layer_class):
+    tg.manual_seed(1)
+    model = WithHead(layer_class(M, N))
+    xs, ys = data()
+    norms = rv.trace(model, xs, ys).gradients().state_norms
+    states = rnn.unroll(model.layer.l0, tg.tensor(xs))      # the literal loop, retained
+    hidden = [s[0] if isinstance(s, tuple) else s for s in states]
+    for s in states:
+        for part in (s if isinstance(s, tuple) else (s,)):
+            part.retain_grad()
+    logits = model.head(tg.stack(hidden))
+    tg.functional.cross_entropy(logits, ys, reduction="sum").backward()
+    np.testing.assert_allclose(norms["a<t>"], [np.linalg.norm(a.grad) for a in hidden],
+                               rtol=1e-10)
+    if layer_class is rnn.LSTM:
+        np.testing.assert_allclose(norms["c<t>"], [np.linalg.norm(c.grad) for _, c in states],
+                                   rtol=1e-10)

@@ -19,8 +19,9 @@ class Gradients:
     """BPTT's gradients, step by step, as arrays (index t-1 holds step t).
 
     ``state_norms[series]``: (T,) ‖dL/da<t>‖ (Frobenius norm over the batch) for each
-    state sequence, keyed "a<t>" (and "c<t>" for an LSTM; "a→<t>[1]" etc. for layers);
-    nan where the step has no such state or its gradient was not kept.
+    state sequence, keyed "a<t>" (and "c<t>" for an LSTM; "a→<t>[1]" etc. for layers,
+    see ``rnn.names``); 0 where the loss does not depend on the state, nan where the
+    step has no such state or its gradient was not kept.
     ``contributions[name]``: (T, *shape), step t's contribution to dL/d(name);
     ``contribution_norms[name]``: (T,) their norms; ``outside[name]``: the part that
     came from ops outside the steps (a layer's batched x W_ax^T, say), zeros if none.
@@ -37,13 +38,20 @@ class Gradients:
 
 def _gradients(graph, recorded, names):
     T = max(graph.times, default=0)
-    state_norms = {}
+    state_norms, lanes = {}, {}
     for (lane, t), states in graph.states.items():
         for state in states:
-            norms = state_norms.setdefault(graph.series(state, lane), np.full(T, np.nan))
+            series = graph.series(state, lane)
+            norms = state_norms.setdefault(series, np.full(T, np.nan))
+            lanes[series] = lane
             norm = grad_norm(state)
             if norm is not None:
                 norms[t - 1] = norm
+    if any(tensor_of(s) is not None for states in graph.states.values() for s in states):
+        for series, norms in state_norms.items():  # kept states, so a missing one is a
+            for t in graph.times:                  # state the loss does not depend on
+                if (lanes[series], t) in graph.members and np.isnan(norms[t - 1]):
+                    norms[t - 1] = 0.0
     contributions, outside, grads = {}, {}, {}
     for leaf, pairs in recorded.items():
         if not is_parameter(leaf):
