@@ -436,3 +436,23 @@ def test_a_layers_state_norms_equal_those_of_its_cell_unrolled_by_hand(layer_cla
     if layer_class is rnn.LSTM:
         np.testing.assert_allclose(norms["c<t>"], [np.linalg.norm(c.grad) for _, c in states],
                                    rtol=1e-10)
+
+
+@pytest.mark.parametrize("layer_class", [rnn.RNN, rnn.LSTM, rnn.GRU])
+def test_weights_used_on_every_step_at_once_split_into_per_step_contributions(layer_class):
+    tg.manual_seed(2)
+    model = WithHead(layer_class(M, N, num_layers=2, bidirectional=True))
+    xs, ys = data()
+    g = rv.trace(model, xs, ys).gradients()
+    for name, per_step in g.contributions.items():
+        np.testing.assert_allclose(per_step.sum(0), g.grads[name], atol=1e-12)
+        assert not np.any(g.outside[name]), name   # the projection and head, split by t
+    # the head's step t share is g<t>^T a<t>: only step t's rows
+    out, _ = model.layer(tg.tensor(xs))
+    logits = model.head(out)
+    p = np.exp(logits.data - logits.data.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    g_logits = p - np.eye(P)[ys]
+    for t in range(T):
+        np.testing.assert_allclose(g.contributions["head.weight"][t],
+                                   g_logits[t].T @ out.data[t], atol=1e-12)

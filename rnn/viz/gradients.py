@@ -36,7 +36,55 @@ class Gradients:
     grads: dict
 
 
-def _gradients(graph, recorded, names):
+def _is_parameter(vertex):
+    return not isinstance(vertex, Op) and is_parameter(vertex)
+
+
+def _by_step(leaf, node, out, graph, calls, T):
+    """Step t's share of what an op on every step at once (``graph.parallel``) sent to
+    ``leaf``: the op's VJP applied to row t of its inputs and of the gradient at its
+    output, the inputs made of parameters only rebuilt from them (so that dL/dW_ax of
+    a layer's projection x W_ax^T + b of all steps is the sum of g<t>^T x<t>)."""
+    per_step = np.zeros((T,) + leaf.shape)
+    if out.grad is None:
+        return per_step
+
+    def rebuilt(vertex, tensor):
+        if not isinstance(vertex, Op):
+            return tensor
+        inputs, options = calls[vertex]
+        return type(vertex).apply(*[rebuilt(p, x) for p, x in zip(vertex.parents, inputs)],
+                                  **options)
+
+    inputs, options = calls[node]
+    for t in range(T):
+        rows = [rebuilt(p, x) if graph._fixed(p) else tg.tensor(x.data[t])
+                for x, p in zip(inputs, node.parents)]
+        (grad,) = tg.grad(type(node).apply(*rows, **options), [leaf],
+                          grad_outputs=out.grad[t], allow_unused=True)
+        if grad is not None:
+            per_step[t] = grad.data
+    return per_step
+
+
+def _split_by(node, graph, split):
+    """The ops on every step at once that ``node`` (the consumer of a parameter) leads
+    to: itself, or, for an op on parameters only, the split ops it feeds; None when
+    some of its uses cannot be split by step."""
+    if node in split:
+        return [node]
+    if node in graph.step or not graph._fixed(node):
+        return None
+    found = []
+    for consumer in graph.consumers[node]:
+        more = _split_by(consumer, graph, split)
+        if more is None:
+            return None
+        found += [c for c in more if c not in found]
+    return found
+
+
+def _gradients(graph, recorded, names, split, calls):
     T = max(graph.times, default=0)
     state_norms, lanes = {}, {}
     for (lane, t), states in graph.states.items():
@@ -57,13 +105,17 @@ def _gradients(graph, recorded, names):
         if not is_parameter(leaf):
             continue
         name = names[id(leaf)]
-        per_step, rest = np.zeros((T,) + leaf.shape), np.zeros(leaf.shape)
+        per_step, rest, reached = np.zeros((T,) + leaf.shape), np.zeros(leaf.shape), []
         for node, grad in pairs:
-            key = step_key(node.scope)
-            if key is None:
+            key, via = step_key(node.scope), _split_by(node, graph, split)
+            if via:
+                reached += [c for c in via if c not in reached]
+            elif key is None:
                 rest += grad
             else:
                 per_step[key[1] - 1] += grad
+        for node in reached:  # each once, though the leaf may reach it by several paths
+            per_step += _by_step(leaf, node, split[node], graph, calls, T)
         contributions[name], outside[name] = per_step, rest
         grads[name] = None if leaf.grad is None else np.array(leaf.grad)
     norms = {name: np.sqrt((c.reshape(T, -1) ** 2).sum(axis=1))
@@ -78,6 +130,8 @@ class Trace:
 
     def __init__(self, roots, model=None, loss=None, outputs=None, contributions=None):
         self.graph = Unrolled(roots)
+        self.split = {}  # an op on every step at once -> its output tensor
+        self.calls = {}  # node -> (input tensors, options) of the forward pass
         self.model, self.loss, self.outputs = model, loss, outputs
         self.contributions = contributions
 
@@ -99,7 +153,8 @@ class Trace:
         if self.contributions is None:
             raise RuntimeError("gradients() needs a backward pass: use rnn.viz.trace("
                                "model, xs, targets) rather than drawing the forward graph")
-        return _gradients(self.graph, self.contributions, self.names())
+        return _gradients(self.graph, self.contributions, self.names(), self.split,
+                          self.calls)
 
     def to_dot(self, **options):
         """``rnn.viz.to_dot(self, **options)``."""
@@ -171,6 +226,11 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
             if tensor is not None:
                 tensor.retain_grad()
                 run.states.append(tensor)
+    for node in run.graph.parallel:  # ops on every step at once that use a parameter
+        if node in outputs.calls and any(run.graph._fixed(p) for p in node.parents):
+            outputs.tensors[node].retain_grad()
+            run.split[node] = outputs.tensors[node]
+    run.calls = outputs.calls
     outputs.tensors.clear()
     for vertex in run.graph.order:  # every leaf the loss reaches, model or not
         if not isinstance(vertex, Op):
@@ -182,15 +242,16 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
 
 
 class _Outputs:
-    """An engine observer that keeps every op's output tensor of a forward pass, so
-    that ``trace`` can keep the gradient of each state, whatever module made it."""
+    """An engine observer that keeps every op's output tensor (and what it was applied
+    to) of a forward pass, so that ``trace`` can keep the gradient of each state,
+    whatever module made it, and split an op on every step at once into its steps."""
 
     def __init__(self):
-        self.tensors = {}
+        self.tensors, self.calls = {}, {}
 
     def forward(self, op, inputs, options, out):
         if out.op is not None:
-            self.tensors[out.op] = out
+            self.tensors[out.op], self.calls[out.op] = out, (inputs, options)
 
     def backward(self, node, grads):
         pass

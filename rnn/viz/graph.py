@@ -13,6 +13,10 @@ from tinygraph.viz import is_parameter, tensor_of, vertex_of, walk
 from ..names import parse as parse_state
 
 _TIME_LABEL = re.compile(r"t=(\d+)$")
+# ops that, given time-major inputs (T, ...), make row t of their output from row t of
+# each input: a batched projection of every step, the stack of the states, a head
+ROWWISE = {"stack", "concat", "linear", "matmul", "add", "sub", "mul", "tanh", "sigmoid",
+           "relu", "where", "neg", "exp"}
 
 
 def step_key(scope):
@@ -58,6 +62,10 @@ class Unrolled:
     ``cuts[leaf] = state``: a leaf that stands in a step's a<t-1> slot although it
     is not the previous step's state: that state detached (``state`` is the vertex
     it was detached from, when recognisable by its array or its name, else None).
+    ``parallel``: the ops outside the steps that work on every step at once, row t
+    of their output made from row t of their inputs (a layer's input projection
+    x W_ax^T + b_ax of the whole sequence, the stack of the states, a head applied to
+    it); ``sources(op, t)`` says what row t of one comes from.
     """
 
     def __init__(self, roots):
@@ -83,6 +91,7 @@ class Unrolled:
         self._find_starts(slots)
         self._group_steps()
         self._find_states()
+        self._find_parallel()
 
     def _group_steps(self):
         self.members = {}
@@ -159,6 +168,47 @@ class Unrolled:
                     or (leaf.name is not None and _name(state) == leaf.name)):
                 return state
         return None
+
+    def _find_parallel(self):
+        T, self.parallel = max(self.times, default=0), set()
+        for vertex in self.order:
+            if (not isinstance(vertex, Op) or vertex in self.step or vertex.name not in ROWWISE
+                    or not vertex.out_shape or vertex.out_shape[0] != T):
+                continue
+            if vertex.name == "stack":
+                if len(vertex.parents) == T and all(p in self.step for p in vertex.parents):
+                    self.parallel.add(vertex)
+            elif all(self._fixed(p) or self._time_major(p, T) for p in vertex.parents) and any(
+                    self._time_major(p, T) for p in vertex.parents):
+                self.parallel.add(vertex)
+
+    def _time_major(self, vertex, T):
+        """Every step's rows, time first: a parallel op, or an input leaf (T, ...)."""
+        return vertex in self.parallel or (
+            not isinstance(vertex, Op) and not is_parameter(vertex) and vertex.shape[:1] == (T,))
+
+    def _fixed(self, vertex):
+        """A parameter, or an op outside the steps computed from parameters only (such
+        as b_ax + b_aa): the same at every step."""
+        if not isinstance(vertex, Op):
+            return is_parameter(vertex)
+        return vertex not in self.step and all(self._fixed(p) for p in vertex.parents)
+
+    def sources(self, vertex, t):
+        """What row t of a ``parallel`` op is made from, in the graph's order: the
+        vertices of steps at time t, parameters (also through ops on parameters only,
+        such as b_ax + b_aa), and leaves holding every step (such as the input
+        sequence x, whose row t is x<t>)."""
+        found, pending = [], [vertex]
+        while pending:
+            v = pending.pop(0)
+            for parent in [v.parents[t - 1]] if v.name == "stack" else v.parents:
+                if parent in self.parallel or (isinstance(parent, Op) and self._fixed(parent)):
+                    pending.append(parent)
+                elif (parent not in found
+                      and (parent not in self.step or self.step[parent][1] == t)):
+                    found.append(parent)
+        return found
 
     def head(self, key):
         """The step's ops no state is computed from (e.g. o<t> = W_ya a<t> + b_y)."""
