@@ -1,8 +1,35 @@
 """The figure: the unrolled graph (``graph.Unrolled``) and its gradients
-(``gradients.Gradients``) laid out as Graphviz DOT, time steps left to right.
-"""
-import re
+(``gradients.Gradients``) laid out as Graphviz DOT.
 
+The layout reads like the notes' pictures: **time runs left to right**, one cluster
+"t = k" per step in order; inside a step the input x<t> is at the bottom, each layer
+one row above the one it reads (a bidirectional layer's two directions side by side
+in one row), the output o<t> above them and the loss L = Σ_t L<t> on top. The state
+chain a<0> -> a<1> -> ... runs along its row (a reverse direction's arrows point back
+in time). Ops that work on every step at once (a layer's input projection of the
+whole sequence, a head on the stacked outputs) are drawn as their per-step rows.
+
+Shared weights are drawn once, in the "shared weights" panel under the steps, each
+in its own colour, with dL/dW = Σ_t dL/dW^(t) listed row by row. ``shared`` says how
+a step shows that it uses a weight:
+
+* ``"proxy"`` (the default): a visible per-step slice, W^(t) in the weight's colour
+  inside the cell (``detail="cell"``) or as a small dashed node beside the op that
+  uses it (``detail="ops"``), shaded by that step's contribution ‖dL/dW^(t)‖;
+* ``"once"``: an edge from the weight's row t to every step that uses it (readable
+  up to about ten steps; dot needs tens of seconds for a node with a hundred edges);
+* ``"auto"``: "once" up to 20 drawn steps, "proxy" above.
+
+After backward every number sits on one log colour scale (``tinygraph.viz.LogScale``):
+each state's ‖dL/da<t>‖, each step's contribution to each weight, and the chain edges,
+coloured by the gradient that flows back along them, so vanishing and exploding
+gradients show. A legend says what colours and shares mean. The share of step t is
+the projection <dW^(t), dW> / ‖dW‖², so the shares of one weight add up to 100% (one
+may be negative, when that step pulls against the others).
+
+Node ids and clusters come from the graph's order, never from ``id()``: the same
+program gives the same DOT, byte for byte. Building the DOT never recurses.
+"""
 import numpy as np
 
 import tinygraph as tg
@@ -11,6 +38,7 @@ from tinygraph.viz import (STYLES, Figure, LogScale, describe, edge_attributes, 
                            grad_norm, grad_row, is_parameter, kind_of, require_graphviz,
                            small, table_label, vertex_label)
 
+from ..names import parse as parse_state
 from .graph import _lane_text, _name
 from .gradients import Trace, _as_input, _tensors
 
@@ -22,7 +50,8 @@ PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
 CHAIN_COLOR = "#e6550d"
 CUT_COLOR = "#999999"
 OUTSIDE = "out"     # the port of the row for contributions from outside the steps
-
+LAYOUTS = ("proxy", "once", "auto")
+MAX_INCHES = 20.8   # the longer side's cap: 2,000 px at 96 dpi
 
 
 def _as_trace(source, xs, a0):
@@ -62,27 +91,24 @@ def _ranges(times):
     return ", ".join(parts)
 
 
-def _cell_name(model):
-    if model is None:
-        return "cell"
-    if hasattr(model, "cell_class"):
-        return model.cell_class.__name__
-    from ..cells import GRUCell, LSTMCell, RNNCell
-    for cls in (LSTMCell, GRUCell, RNNCell):
-        if isinstance(model, cls):
-            return cls.__name__
-    return type(model).__name__
+def _row_of(lane):
+    """The row a lane is drawn in: its layer (both directions of a layer share one)."""
+    return tuple(label for label in lane if not str(label).startswith("direction="))
+
+
+def _sup(t):
+    return f"<SUP>({t})</SUP>"
 
 
 class _Figure:
-    """Builds one figure: first the drawn nodes (with their cluster and rank
-    column), then the edges, then emits both as DOT. One instance per ``to_dot``."""
+    """Builds one figure: first the drawn nodes (each with its cluster and row), then
+    the edges, then emits both as DOT. One instance per ``to_dot``."""
 
     def __init__(self, run, detail, shared, elide, keep, grads):
         if detail not in ("cell", "ops"):
             raise ValueError(f"detail must be 'cell' or 'ops', not {detail!r}")
-        if shared not in ("auto", "once", "proxy"):
-            raise ValueError(f"shared must be 'auto', 'once' or 'proxy', not {shared!r}")
+        if shared not in LAYOUTS:
+            raise ValueError(f"shared must be 'proxy', 'once' or 'auto', not {shared!r}")
         if elide not in ("auto", True, False):
             raise ValueError(f"elide must be 'auto', True or False, not {elide!r}")
         if keep < 1:
@@ -95,38 +121,22 @@ class _Figure:
         self.shared = shared
         if grads is None:
             grads = run.contributions is not None
-        self.gradients = run.gradients() if grads and run.contributions is not None else None
         self.grads = grads
+        self.gradients = run.gradients() if grads and run.contributions is not None else None
         self.names = run.names()
-        self.nodes = {}         # id -> dict(label=..., place=cluster key, extra attributes)
-        self.node_of = {}       # vertex -> drawn id
-        self.columns = {}       # (t, "in" | "out") -> [ids] pinned to one rank
-        self.pins = []          # (time cluster or None, [ids]) pinned to one rank
-        self.ports = set()      # "node:port" rows of the parameters' sums
+        self.nodes = {}       # id -> dict(label=..., place=cluster key, extra attributes)
+        self.node_of = {}     # vertex -> drawn id
+        self.rows = {}        # row key -> [ids] on one rank
+        self.time_of = {}     # drawn id -> time (for the direction of chain edges)
+        self.ports = set()    # "node:port" rows of the weights' sums
         self.edges, self.edge_keys = [], set()
-        self.time_of = {}       # drawn id -> time (for the direction of chain edges)
-        self.colors = {}        # parameter vertex -> colour
-        self._hide()
+        self.colors = {}      # parameter vertex -> colour
+        self.uses = {}        # parameter vertex -> {t: [drawn ids that use it at t]}
+        self.hidden = {v for v, (_, t) in g.step.items() if t in set(self.elided)}
+        self.ellipsis, self.parallel_node = {}, {}  # lane -> "⋯" node; (op, t) -> node
         self._scale()
 
-    # -- what is drawn -------------------------------------------------------------------
-    def _hide(self):
-        """Vertices of elided steps, and what only they feed or only feeds them."""
-        g, elided = self.graph, set(self.elided)
-        hidden = {v for v, (_, t) in g.step.items() if t in elided}
-        for vertex in g.order:
-            if isinstance(vertex, Op) and vertex not in g.step:
-                parents = vertex.parents
-                if (any(p in hidden for p in parents)
-                        and not any(isinstance(p, Op) and p not in hidden for p in parents)):
-                    hidden.add(vertex)
-        for vertex in g.order:
-            if (not isinstance(vertex, Op) and vertex not in g.step and not is_parameter(vertex)
-                    and g.consumers[vertex]
-                    and all(c in hidden for c in g.consumers[vertex])):
-                hidden.add(vertex)
-        self.hidden = hidden
-
+    # -- numbers -------------------------------------------------------------------------
     def _scale(self):
         if not self.grads:
             self.scale = None
@@ -137,21 +147,41 @@ class _Figure:
                 values.extend(norms[t - 1] for t in self.visible)
         self.scale = LogScale(values)
 
-    def _node(self, node_id, label, place=None, time=None, **attributes):
-        self.nodes[node_id] = dict(label=label, place=place, **attributes)
+    def _contribution(self, leaf, t):
+        """‖dL/dW^(t)‖ for a parameter, or None (no gradients)."""
+        if self.gradients is None or t is None:
+            return None
+        norms = self.gradients.contribution_norms.get(self.names[id(leaf)])
+        return None if norms is None else float(norms[t - 1])
+
+    def _shares(self, name):
+        """Each step's share <dW^(t), dW> / ‖dW‖² (they and the outside part add to 1)."""
+        per_step = self.gradients.contributions[name]
+        total = per_step.sum(axis=0) + self.gradients.outside[name]
+        norm2 = float((total ** 2).sum())
+        if norm2 == 0:
+            return np.zeros(len(per_step)), 0.0
+        shares = per_step.reshape(len(per_step), -1) @ total.reshape(-1) / norm2
+        return shares, float((self.gradients.outside[name] * total).sum() / norm2)
+
+    # -- nodes ---------------------------------------------------------------------------
+    def _node(self, node_id, label, place=None, time=None, row=None, **attributes):
+        if node_id not in self.nodes:
+            self.nodes[node_id] = dict(label=label, place=place, **attributes)
+            if row is not None:
+                self.rows.setdefault(row, []).append(node_id)
         if time is not None:
             self.time_of[node_id] = time
         return node_id
 
-    def _vertex_node(self, vertex, place, title=None):
+    def _vertex_node(self, vertex, place, row=None, title=None):
         g = self.graph
         norm = grad_norm(vertex) if self.grads else None
-        # an op keeps its gradient only if retained (the states): say nothing on the rest
         scale = self.scale if norm is not None or not isinstance(vertex, Op) else None
         label = vertex_label(vertex, kind_of(vertex, g.root_vertices), g.uses[vertex],
                              scale, norm, title=title)
         node_id = self._node(f"v{self.index[vertex]}", label, place,
-                             g.step.get(vertex, (None, None))[1])
+                             g.step.get(vertex, (None, None))[1], row)
         self.node_of[vertex] = node_id
         return node_id
 
@@ -167,234 +197,376 @@ class _Figure:
                     "; draw other graphs with tinygraph.viz.to_dot"))
         self.index = {vertex: i for i, vertex in enumerate(g.order)}
         self.lane_index = {lane: i for i, lane in enumerate(g.lanes)}
-        self._parameters()
-        self._starts()
+        self.row_index = {}
+        for lane in g.lanes:
+            self.row_index.setdefault(_row_of(lane), len(self.row_index))
+        parameters = [v for v in g.order if not isinstance(v, Op) and is_parameter(v)]
+        for k, leaf in enumerate(parameters):
+            self.colors[leaf] = PALETTE[k % len(PALETTE)]
+            self.uses[leaf] = {}
+        self.heads = self._find_heads()
         for t in self.visible:
             for lane in g.lanes:
                 if (lane, t) in g.members:
                     self._step((lane, t))
+            self._heads(t)
         if self.elided:
             self._ellipses()
-        self._externals()
+        self._starts_and_cuts()
+        self._sinks()
         self._edges()
-        self._anchors()
+        self._parameters(parameters)
+        self._legend()
         return self._emit()
 
-    def _parameters(self):
-        g = self.graph
-        parameters = [v for v in g.order if not isinstance(v, Op) and is_parameter(v)]
-        contributions = self.gradients.contributions if self.gradients else {}
-        for k, leaf in enumerate(parameters):
-            color = self.colors[leaf] = PALETTE[k % len(PALETTE)]
-            name = self.names[id(leaf)]
-            times = sorted({g.step[c][1] for c in g.consumers[leaf] if c in g.step})
-            outside = sum(1 for c in g.consumers[leaf] if c not in g.step)
-            title, shape = describe(leaf)
-            rows = [(title, STYLES["parameter"]["fill"]), (small(shape), None)]
-            uses = ([f"used at t = {_ranges(times)}"] if times else []) + (
-                [f"used ×{outside} outside the steps"] if outside else [])
-            rows.extend((small(escape(text)), None) for text in uses)
-            place = ("params",) if self.shared == "proxy" else None
-            node_id = self._vertex_node(leaf, place)
-            if name in contributions:
-                rows.extend(self._sum_rows(node_id, leaf, name, times))
-            self.nodes[node_id]["label"] = table_label(rows, color, 2)
-
-    def _sum_rows(self, node_id, leaf, name, times):
-        """dL/dW = Σ_t dL/dW^(t): one row (with a port) per drawn step, one for the
-        elided steps together, one for uses outside the steps, and the total."""
-        per_step = self.gradients.contributions[name]
-        outside = self.gradients.outside[name]
-        norms = self.gradients.contribution_norms[name]
-        total = norms.sum() + np.linalg.norm(outside)
-        share = (lambda n: n / total) if total > 0 else (lambda n: 0.0)
-        symbol = escape(leaf.name or name)
-        rows = [(f"dL/d{symbol} = &#8721;<SUB>t</SUB> dL/d{symbol}<SUP>(t)</SUP>", None)]
-
-        def row(text, norm, port):
-            font = self.scale.font_color(norm)
-            markup = f'<FONT COLOR="{font}">{escape(text)}</FONT>'
-            rows.append((markup, self.scale.color(norm)) + ((port,) if port else ()))
-
-        used, elided = set(times), [t for t in self.elided if t in times]
-        for t in self.visible:
-            if t in used:
-                row(f"t={t}: {norms[t - 1]:.2e} ({share(norms[t - 1]):.1%})", norms[t - 1],
-                    f"t{t}")
-            if elided and t == self.elided[0] - 1:
-                # the norm of the elided steps' summed contribution
-                summed = np.linalg.norm(per_step[[s - 1 for s in elided]].sum(axis=0))
-                row(f"t={_ranges(elided)}: {summed:.2e} "
-                    f"({share(norms[[s - 1 for s in elided]].sum()):.1%})", summed, None)
-        if np.any(outside):
-            norm = float(np.linalg.norm(outside))
-            row(f"outside the steps: {norm:.2e} ({share(norm):.1%})", norm, OUTSIDE)
-        self.ports.update(f"{node_id}:{port}" for _, _, *port in rows for port in port)
-        grad = self.gradients.grads[name]
-        if grad is not None:
-            rows.append((small(escape(f"= {name}.grad, ‖·‖ = {np.linalg.norm(grad):.3e}")),
-                         None))
-        return rows
-
-    def _starts(self):
-        for leaf, (lane, kind, t0) in self.graph.starts.items():
-            if leaf in self.hidden:
-                continue
-            title = None
-            if kind == "carried":
-                title = describe(leaf)[0] + " " + small(escape("carried over, detached"),
-                                                        CUT_COLOR)
-            self._vertex_node(leaf, None, title)
-            self.time_of[self.node_of[leaf]] = t0
-
     def _step(self, key):
+        """The nodes of one step of one lane, and the inputs it reads."""
         g = self.graph
         lane, t = key
-        place = ("step", t, self.lane_index[lane])
-        inputs, outputs = self.columns.setdefault((t, "in"), []), \
-            self.columns.setdefault((t, "out"), [])
-        leaves = [v for v in g.members[key] if not isinstance(v, Op)]
-        for leaf in leaves:
-            title = None
-            if leaf in g.cuts:
-                title = describe(leaf)[0] + " " + small(escape("detached"), CUT_COLOR)
-            elif leaf.name is None and leaf.ndim > 0:  # not a 0-d constant, such as GRU's 1 - z
-                title = f"<B>{escape(f'x<{t}>')}</B>"
-            inputs.append(self._vertex_node(leaf, place, title))
+        place, row = ("step", t), ("lane", self.lane_index[lane])
         cell = [v for v in g.ops(key) if v in g.cell_part]
         head = g.head(key)
         if self.detail == "ops":
-            depth = {}
-            for vertex in cell:
-                inner = [depth[p] for p in vertex.parents if p in depth]
-                depth[vertex] = 1 + max(inner) if inner else 0
-                node_id = self._vertex_node(vertex, place)
-                if depth[vertex] == 0 and vertex not in g.finals[key]:
-                    inputs.append(node_id)
-            outputs.extend(self.node_of[v] for v in g.finals[key])
-            outputs.extend(self._vertex_node(v, place) for v in head)
+            for vertex in g.ops(key):
+                self._vertex_node(vertex, ("lane", t, self.lane_index[lane]),
+                                  None)
         else:
-            prefix = f"s{self.lane_index[lane]}_{t}"
             if cell:
-                outputs.append(self._block(f"{prefix}_cell", cell, g.finals[key], place, t,
-                                           cell=True))
+                self._block(f"s{self.lane_index[lane]}_{t}", cell, key, place, row)
             if head:
-                named = [v for v in head if _name(v)] or head[-1:]
-                outputs.append(self._block(f"{prefix}_head", head, named, place, t))
-        if self.gradients is not None:
-            for j, state in enumerate(g.states[key]):
-                strip = self._strip(f"{self.node_of[state]}_g{j}", state, lane, place, t)
-                outputs.append(strip)
-                self._add_edge(self.node_of[state], strip, style="invis")
+                self._head_block(f"h{self.lane_index[lane]}_{t}", head, key, place)
+        for leaf in (v for v in g.members[key] if not isinstance(v, Op)):
+            if leaf in g.cuts or leaf in g.starts:
+                continue
+            if leaf.name is None and leaf.ndim == 0:
+                continue  # a constant such as GRU's 1 in 1 - z: part of the formula
+            title = f"<B>{escape(f'x<{t}>')}</B>" if leaf.name is None else None
+            self._vertex_node(leaf, place, ("inputs",), title)
 
-    def _block(self, node_id, vertices, shown, place, t, cell=False):
-        """One node standing for several ops of a step (detail="cell")."""
-        ops = list(dict.fromkeys(v.name for v in vertices))
-        names = ", ".join(_name(v) or v.name for v in shown)
-        what = _cell_name(self.run.model) if cell else " → ".join(ops[-2:])
-        title = f"<B>{escape(names)}</B> = {escape(what)}"
-        rows = [(title, STYLES["op"]["fill"]), (small(describe(shown[-1])[1]), None),
-                (small(escape(f"{len(vertices)} ops: {', '.join(ops)}")), None)]
-        if self.grads and cell:
-            rows.append(grad_row(shown[-1], grad_norm(shown[-1]), self.scale))
-        self._node(node_id, table_label(rows, STYLES["op"]["border"]), place, t)
-        for vertex in vertices:
+    def _block(self, node_id, cell, key, place, row):
+        """One node standing for a cell application (detail="cell"): its formula in
+        the notes' names, its states' gradient norms and the weights it uses."""
+        g = self.graph
+        lane, t = key
+        finals = g.finals[key]
+        names = [_name(v) or "state" for v in finals]
+        ops = [v.name for v in cell]
+        state = names[0]
+        note = None
+        if len(finals) == 2 or ops.count("sigmoid") == 3:
+            formula, note = f"{', '.join(names)} = LSTM cell", "gates i, f, g, o; c: the cell"
+        elif ops.count("sigmoid") == 2:
+            formula, note = f"{state} = GRU cell", "gates r, z, n"
+        else:
+            g1 = next((name for name in reversed(ops) if name in ("tanh", "relu")), "g")
+            previous = self._previous(key)
+            formula = (f"{state} = {g1}(W_ax {self._input_name(key)} + W_aa {previous} "
+                       f"+ b_a)")
+        rows = [(_bold_first(formula), STYLES["op"]["fill"]),
+                (small(describe(finals[-1])[1] + (f", {escape(note)}" if note else "")), None)]
+        if self.grads:
+            for state_vertex in g.states[key]:
+                rows.append(self._state_row(state_vertex))
+        label_rows = rows
+        self._node(node_id, None, place, t, row)
+        for vertex in cell:
             self.node_of[vertex] = node_id
+        self.nodes[node_id]["rows"] = label_rows
         return node_id
 
-    def _strip(self, node_id, state, lane, place, t):
-        """One cell of the ‖dL/da<t>‖ strip, under the step's state."""
+    def _state_row(self, state):
+        text = f"‖dL/d{_name(state) or 'state'}‖"
         norm = grad_norm(state)
-        text = escape(f"‖dL/d{_name(state) or self.graph.series(state, lane)}‖")
         if norm is None:
-            value, fill = small(escape("not kept"), "#666666"), None
-        else:
-            value = f'<FONT COLOR="{self.scale.font_color(norm)}">{norm:.2e}</FONT>'
-            fill = self.scale.color(norm)
-        return self._node(node_id, table_label([(small(text), None), (value, fill)]),
-                          place, t)
+            return small(escape(f"{text}: not kept"), "#666666"), None
+        return (f'<FONT COLOR="{self.scale.font_color(norm)}">'
+                f'{escape(f"{text} = {norm:.2e}")}</FONT>', self.scale.color(norm))
+
+    def _previous(self, key):
+        """The name of the state a step reads: a<t-1>, or the chain's start."""
+        g = self.graph
+        for consumer in g.ops(key):
+            for parent in consumer.parents:
+                if (parent, consumer) in g.chain or parent in g.starts or parent in g.cuts:
+                    return _name(parent) or "a"
+        return "a<0>"
+
+    def _input_name(self, key):
+        """x<t>, or the states of the layer below that a step reads."""
+        g = self.graph
+        lane, t = key
+        names = []
+        for consumer in g.ops(key):
+            for parent in consumer.parents:
+                if parent in g.step or (not isinstance(parent, Op)):
+                    continue
+                for source in g.sources(parent, t) if parent in g.parallel else ():
+                    if source in g.step and g.step[source][0] != lane:
+                        names.append(_name(source) or "input")
+        return "[" + "; ".join(dict.fromkeys(names)) + "]" if len(names) > 1 else (
+            names[0] if names else f"x<{t}>")
+
+    def _head_block(self, node_id, head, key, place):
+        """A step's ops after its cell, e.g. o<t> = W_ya a<t> + b_y (detail="cell")."""
+        shown = [v for v in head if _name(v)] or head[-1:]
+        title = _bold_first(f"{_name(shown[-1]) or 'out'} = {self._formula(head, key[1])}")
+        rows = [(title, STYLES["op"]["fill"]), (small(describe(shown[-1])[1]), None)]
+        self._node(node_id, None, place, key[1], ("head",))
+        self.nodes[node_id]["rows"] = rows
+        for vertex in head:
+            self.node_of[vertex] = node_id
+
+    def _formula(self, ops, t):
+        """W a + b for one affine op (the names of its weight, input and bias), else
+        the ops' names in order."""
+        if len(ops) == 1 and ops[0].name == "linear":
+            op = ops[0]
+            names = [self._symbol(p, t) for p in op.parents]
+            return f"{names[1]} {names[0]}" + (f" + {names[2]}" if len(names) > 2 else "")
+        return " → ".join(dict.fromkeys(v.name for v in ops))
+
+    def _symbol(self, vertex, t):
+        g = self.graph
+        if not isinstance(vertex, Op) and is_parameter(vertex):
+            return vertex.name or self.names[id(vertex)]
+        if vertex in g.step:
+            return _name(vertex) or vertex.name
+        if vertex in g.parallel:
+            states = [_name(s) for s in g.sources(vertex, t) if s in g.step]
+            return "[" + "; ".join(states) + "]" if len(states) > 1 else (
+                states[0] if states else "x")
+        return _name(vertex) or "x"
+
+    def _find_heads(self):
+        """The ops on every step at once that use a weight and come after the steps
+        (a head on the stacked outputs), not before them (a layer's projection)."""
+        g = self.graph
+        before = set()
+        for vertex in reversed(g.order):
+            if any(c in g.step or c in before for c in g.consumers[vertex]):
+                before.add(vertex)
+        return [v for v in g.order if v in g.parallel and v not in before
+                and any(not isinstance(p, Op) and is_parameter(p) for p in v.parents)]
+
+    def _heads(self, t):
+        """Per-step rows of the heads (``_find_heads``), such as o<t> = W_ya a<t> + b_y
+        on the stacked outputs: one node per step."""
+        g = self.graph
+        for vertex in self.heads:
+            if not any(s in g.step for s in g.sources(vertex, t)):
+                continue
+            node_id = f"p{self.index[vertex]}_{t}"
+            name = _name(vertex)
+            parsed = name and parse_state(name)
+            title = f"{name or 'o'}<{t}>" if not parsed else name
+            title = _bold_first(f"{title} = {self._formula([vertex], t)}")
+            rows = [(title, STYLES["op"]["fill"]),
+                    (small(escape(f"row {t} of {vertex.name} on every step at once")), None)]
+            self._node(node_id, None, ("step", t), t, ("head",))
+            self.nodes[node_id]["rows"] = rows
+            self.parallel_node[(vertex, t)] = node_id
 
     def _ellipses(self):
-        """One "⋯" node per lane standing for the elided steps."""
+        """One "⋯" node per row standing for the elided steps."""
         g = self.graph
         first, last = self.elided[0], self.elided[-1]
         self.ellipsis = {}
+        middle = (first + last) / 2
         for lane in g.lanes:
+            row = ("lane", self.lane_index[lane])
             rows = [(f"<B>&#8943; t = {first} &#8230; {last} &#8943;</B>", "#f3f3f3"),
                     (small(escape(f"{len(self.elided)} steps not drawn")), None)]
             if self.gradients is not None:
-                norms = [grad_norm(s) for t in self.elided
-                         for s in g.states.get((lane, t), ())]
+                norms = [grad_norm(s) for t in self.elided for s in g.states.get((lane, t), ())]
                 norms = [n for n in norms if n is not None]
                 if norms:
                     rows.append((small(escape(f"‖dL/da‖ from {min(norms):.2e} to "
                                               f"{max(norms):.2e}")), None))
-            self.ellipsis[lane] = self._node(f"e{self.lane_index[lane]}",
-                                             table_label(rows, CUT_COLOR, dashed=True),
-                                             ("elided",), first + 0.5)
+            node_id = self._node(f"e{self.lane_index[lane]}", table_label(rows, CUT_COLOR),
+                                 ("elided",), middle, row)
+            self.ellipsis[lane] = node_id
 
-    def _externals(self):
-        """Ops outside the steps and the leaves they use: one node each (detail="ops"),
-        or one per connected run of such ops in one scope (detail="cell")."""
+    def _starts_and_cuts(self):
         g = self.graph
-        outside = [v for v in g.order if v not in g.step and v not in self.node_of
-                   and v not in self.hidden and v not in g.starts]
-        if self.detail == "ops":
-            for vertex in outside:
-                self._vertex_node(vertex, None)
-            return
-        runs, run_of = [], {}   # connected runs of ops in one scope
-        for vertex in outside:
-            if not isinstance(vertex, Op):
-                self._vertex_node(vertex, None)
+        for leaf, (lane, kind, t0) in g.starts.items():
+            title = None
+            if kind == "carried":
+                title = describe(leaf)[0] + " " + small(escape("carried over, detached"),
+                                                        CUT_COLOR)
+            row = ("lane", self.lane_index[lane]) if self.detail == "cell" else None
+            first = t0 + 1 if t0 < g.times[0] else t0 - 1  # beside the step it feeds
+            self._vertex_node(leaf, ("step", first), row, title)
+            self.time_of[self.node_of[leaf]] = t0
+        for leaf, (lane, t) in ((leaf, g.step[leaf]) for leaf in g.cuts if leaf in g.step):
+            if t not in self.visible:
                 continue
-            joined = []
-            for parent in vertex.parents:
-                run = run_of.get(parent)
-                if (run is not None and parent.scope == vertex.scope
-                        and not any(run is other for other in joined)):
-                    joined.append(run)
-            merged = [member for run in joined for member in run] + [vertex]
-            runs = [run for run in runs if not any(run is other for other in joined)]
-            runs.append(merged)
-            for member in merged:
-                run_of[member] = merged
-        for members in runs:
-            members.sort(key=self.index.get)
-            if len(members) == 1:
-                self._vertex_node(members[0], None)
+            title = describe(leaf)[0] + " " + small(escape("detached"), CUT_COLOR)
+            self._vertex_node(leaf, ("step", t), None, title)
+
+    def _sinks(self):
+        """The roots outside the steps (the loss, the stacked outputs): one node each,
+        standing for every op between the steps and it."""
+        g = self.graph
+        self.sink_of = {}
+        for root in g.roots:
+            vertex = root.op if root.op is not None else root
+            if vertex in g.step or vertex in self.node_of:
                 continue
-            sink = members[-1]
-            ops = list(dict.fromkeys(v.name for v in members))
-            title, shape = describe(sink)
-            kind = "output" if sink in g.root_vertices else "op"
-            rows = [(title, STYLES[kind]["fill"]), (small(shape), None),
-                    (small(escape(f"{len(members)} ops: {', '.join(ops)}")), None)]
-            node_id = self._node(f"v{self.index[sink]}", table_label(
-                rows, STYLES[kind]["border"], 2 if kind == "output" else 1))
-            for member in members:
-                self.node_of[member] = node_id
+            node_id = f"r{self.index[vertex]}"
+            steps = self._times_feeding(vertex)
+            if root.size == 1:
+                value = float(np.asarray(root.data).reshape(-1)[0])
+                name = escape(root.name or "L")
+                if len(steps) > 1:
+                    formula = f"{name} = &#8721;<SUB>t</SUB> {name}&lt;t&gt;"
+                elif steps:
+                    formula = f"{name} = {name}&lt;{steps[0]}&gt;"
+                else:
+                    formula = name
+                rows = [(f"<B>{formula}</B>", STYLES["output"]["fill"]),
+                        (small(escape(f"= {value:.4g}, the loss summed over "
+                                      f"{'the steps and ' if len(steps) > 1 else ''}"
+                                      f"the batch")), None)]
+            else:
+                rows = [(f"<B>{escape(root.name or 'output')}</B>", STYLES["output"]["fill"]),
+                        (small(escape(f"{root.shape}: every step's, stacked")), None)]
+            self._node(node_id, table_label(rows, STYLES["output"]["border"], 2), None,
+                       None, ("sinks",))
+            self.sink_of[vertex] = node_id
+            for v in self._between(vertex):
+                self.node_of.setdefault(v, node_id)
+
+    def _between(self, root):
+        """The ops outside the steps that lead to ``root`` and are not drawn per step."""
+        g = self.graph
+        found, pending = [], [root]
+        while pending:
+            v = pending.pop()
+            if not isinstance(v, Op) or v in found:
+                continue
+            found.append(v)
+            for p in v.parents:
+                if isinstance(p, Op) and p not in g.step and p not in g.parallel:
+                    pending.append(p)
+        return found
+
+    def _times_feeding(self, root):
+        g = self.graph
+        times, pending, seen = set(), [root], set()
+        while pending:
+            v = pending.pop()
+            if id(v) in seen or not isinstance(v, Op):
+                continue
+            seen.add(id(v))
+            for p in v.parents:
+                if p in g.step:
+                    times.add(g.step[p][1])
+                elif isinstance(p, Op):
+                    pending.append(p)
+        return sorted(times)
+
+    def _parameters(self, parameters):
+        contributions = self.gradients.contributions if self.gradients else {}
+        for leaf in parameters:
+            name = self.names[id(leaf)]
+            times = sorted(self.uses[leaf])
+            title, shape = describe(leaf)
+            if leaf.name and not name.endswith(leaf.name):
+                title = f"<B>{escape(leaf.name)}</B> " + small(escape(name))
+            rows = [(title, STYLES["parameter"]["fill"]), (small(shape), None)]
+            if times:
+                rows.append((small(escape(f"used at t = {_ranges(times)}")), None))
+            node_id = f"v{self.index[leaf]}"
+            self.node_of[leaf] = node_id
+            if name in contributions:
+                rows.extend(self._sum_rows(node_id, leaf, name))
+            self._node(node_id, table_label(rows, self.colors[leaf], 2), ("params",),
+                       None, ("params",))
+
+    def _sum_rows(self, node_id, leaf, name):
+        """dL/dW = Σ_t dL/dW^(t): one row (with a port) per drawn step that uses W,
+        one for the elided steps together, one for uses outside the steps, the total."""
+        per_step = self.gradients.contributions[name]
+        norms = self.gradients.contribution_norms[name]
+        shares, outside_share = self._shares(name)
+        rows = [("dL/dW = &#8721;<SUB>t</SUB> dL/dW<SUP>(t)</SUP>", None)]
+
+        def row(text, norm, port):
+            font = self.scale.font_color(norm)
+            rows.append((f'<FONT COLOR="{font}">{escape(text)}</FONT>', self.scale.color(norm))
+                        + ((port,) if port else ()))
+
+        used = set(self.uses[leaf]) | {t for t in self.elided if norms[t - 1] > 0}
+        elided = [t for t in self.elided if t in used]
+        for t in self.visible:
+            if t in used or norms[t - 1] > 0:
+                row(f"t={t}: {norms[t - 1]:.2e}, {shares[t - 1]:.1%}", norms[t - 1], f"t{t}")
+            if elided and t == self.elided[0] - 1:
+                summed = float(np.linalg.norm(per_step[[s - 1 for s in elided]].sum(axis=0)))
+                row(f"t={_ranges(elided)}: {summed:.2e}, "
+                    f"{shares[[s - 1 for s in elided]].sum():.1%}", summed, None)
+        outside = self.gradients.outside[name]
+        if np.any(outside):
+            norm = float(np.linalg.norm(outside))
+            row(f"outside the steps: {norm:.2e}, {outside_share:.1%}", norm, OUTSIDE)
+        self.ports.update(f"{node_id}:{port}" for _, _, *port in rows for port in port)
+        grad = self.gradients.grads[name]
+        if grad is not None:
+            rows.append((small(escape(f"= .grad, ‖·‖ = {np.linalg.norm(grad):.3e}")), None))
+        return rows
+
+    def _legend(self):
+        rows = [("<B>legend: shared weights, each drawn once</B>", "#f3f3f3"),
+                (small(escape("each shared weight: one colour, drawn once here")), None),
+                (small(escape("W(t): step t's use of W" + (
+                    ", its slice shaded by ‖dL/dW(t)‖" if self.shared == "proxy"
+                    else " (an edge from row t)"))), None),
+                (small(escape("heavy arrows: the state chain a<t-1> → a<t>")), None),
+                (small(escape("dashed grey: a detached state (truncated BPTT)")), None)]
+        if self.scale is not None:
+            lo, hi = 10 ** self.scale.lo, 10 ** self.scale.hi
+            rows += [(small(escape(f"red: gradient norm on a log scale, {lo:.1e}")),
+                      self.scale.color(lo)),
+                     (small(escape(f"… to {hi:.1e}"), self.scale.font_color(hi)),
+                      self.scale.color(hi)),
+                     (small(escape("a weight's row t: ‖dL/dW(t)‖ and the share "
+                                   "<dW(t), dW> / ‖dW‖²;")), None),
+                     (small(escape("the shares of one weight add up to 100%")), None)]
+        self._node("legend", table_label(rows, "#999999"), ("params",), None, ("params",))
+        self._grid(self.rows[("params",)])
+
+    def _grid(self, ids):
+        """The weights and the legend in columns under the steps: invisible edges
+        stack each column and hang it under one step."""
+        per_column = max(1, int(np.ceil(np.sqrt(len(ids) / 3))))
+        columns = [ids[i:i + per_column] for i in range(0, len(ids), per_column)]
+        for column in columns:
+            for lower, upper in zip(column, column[1:]):
+                self._add_edge(lower, upper, style="invis")
+            self._add_edge(column[-1], self.anchors[len(self.anchors) // 2], style="invis")
+        self.grid = [column[0] for column in columns]  # the bottom row, kept in order
 
     # -- edges ---------------------------------------------------------------------------
     def _add_edge(self, tail, head, port=None, **attributes):
-        """One edge per (tail, head); a chain edge that runs against time is drawn
-        reversed with dir=back, so that it still ranks its tail before its head."""
+        """One edge per (tail, head); an edge that runs against time is drawn reversed
+        with dir=back, so that it still places its tail before its head."""
         key = (tail, head, port)
         if key in self.edge_keys or tail == head:
             return
         self.edge_keys.add(key)
         t_tail, t_head = self.time_of.get(tail), self.time_of.get(head)
         tail_end = tail if port is None else f"{tail}:{port}"
-        if (attributes.get("constraint") != "false" and t_tail is not None
-                and t_head is not None and t_tail > t_head):
+        if t_tail is not None and t_head is not None and t_tail > t_head:
             tail_end, head, attributes["dir"] = head, tail_end, "back"
         self.edges.append((tail_end, head, attributes))
 
     def _chain_attributes(self, parent, cut=False):
         attributes = {"weight": "10"}
+        if self.detail == "ops":
+            attributes["constraint"] = "false"  # the steps' ops keep their own ranks
         if cut:
             return dict(attributes, style="dashed", color=CUT_COLOR, penwidth="2")
-        attributes.update(color=CHAIN_COLOR, penwidth="2")
+        attributes.update(color=CHAIN_COLOR, penwidth="2.5")
         if self.scale is not None:
             attributes.update(edge_attributes(grad_norm(parent), self.scale))
         return attributes
@@ -402,226 +574,245 @@ class _Figure:
     def _edges(self):
         g = self.graph
         for consumer in g.order:
-            if not isinstance(consumer, Op):
-                continue
-            for parent in consumer.parents:
-                self._edge(parent, consumer)
+            if isinstance(consumer, Op) and consumer in g.step:
+                for parent in consumer.parents:
+                    self._edge(parent, consumer)
+        for (vertex, t), node_id in self.parallel_node.items():
+            for source in g.sources(vertex, t):
+                self._from_source(source, node_id, t)
+        self._to_sinks()
         for leaf, state in g.cuts.items():
             if leaf in self.node_of and state is not None:
-                tail = self.node_of.get(state) or self.ellipsis[g.step[leaf][0]]
-                self._add_edge(tail, self.node_of[leaf], **self._chain_attributes(state, True))
+                tail = self.node_of.get(state) or self.ellipsis.get(g.step[leaf][0])
+                if tail:
+                    self._add_edge(tail, self.node_of[leaf],
+                                   **self._chain_attributes(state, True))
+        self._order_steps()
 
     def _edge(self, parent, consumer):
         g = self.graph
-        chain = (parent, consumer) in g.chain
-        if parent in self.hidden or consumer in self.hidden:
-            if chain and not (parent in self.hidden and consumer in self.hidden):
-                lane = g.step[consumer][0]
-                tail = self.ellipsis[lane] if parent in self.hidden else self.node_of[parent]
-                head = self.ellipsis[lane] if consumer in self.hidden else self.node_of[consumer]
-                self._add_edge(tail, head, **self._chain_attributes(parent))
+        lane, t = g.step[consumer]
+        if consumer in self.hidden:
+            if (parent, consumer) in g.chain and parent not in self.hidden:
+                self._add_edge(self.node_of[parent], self.ellipsis[lane],
+                               **self._chain_attributes(parent))
             return
-        tail, head = self.node_of[parent], self.node_of[consumer]
-        if chain:
+        head = self.node_of[consumer]
+        if (parent, consumer) in g.chain:
+            tail = self.ellipsis[lane] if parent in self.hidden else self.node_of[parent]
             self._add_edge(tail, head, **self._chain_attributes(parent))
         elif parent in g.starts:
             carried = g.starts[parent][1] == "carried"
-            self._add_edge(tail, head, **self._chain_attributes(parent, carried))
-        elif parent not in g.step and consumer in g.step:
-            self._use(parent, consumer)
-        elif parent in g.step and consumer not in g.step:
-            self._output(parent, consumer)
+            self._add_edge(self.node_of[parent], head,
+                           **self._chain_attributes(parent, carried))
+        elif parent in g.step:
+            if parent in self.node_of:
+                self._add_edge(self.node_of[parent], head)
         else:
-            self._add_edge(tail, head, self._port(tail, OUTSIDE), **self._use_style(parent, None))
+            self._from_source(parent, head, t, consumer)
 
-    def _port(self, node_id, port):
-        """``port`` if the node has a row of that name, else None."""
-        return port if f"{node_id}:{port}" in self.ports else None
-
-    def _contribution(self, vertex, t):
-        """‖dL/dW^(t)‖ for a parameter vertex, or None (not a parameter, no gradients)."""
-        if t is None or vertex not in self.colors or self.gradients is None:
-            return None
-        norms = self.gradients.contribution_norms.get(self.names[id(vertex)])
-        return None if norms is None else norms[t - 1]
-
-    def _use_style(self, parent, t):
-        """Colour of a shared tensor's use edge: the weight's own; width from the
-        gradient contribution that flows back along it, when known."""
-        color = self.colors.get(parent)
-        attributes = {"color": color} if color else {}
-        norm = self._contribution(parent, t)
-        if norm is not None:
-            attributes["penwidth"] = f"{self.scale.penwidth(norm):.2f}"
-        return attributes
-
-    def _use(self, parent, consumer):
-        """A tensor from outside the steps used in step t: an edge from its one node
-        (``once``), or from a small copy of it inside the step (``proxy``)."""
-        key = self.graph.step[consumer]
-        t, head = key[1], self.node_of[consumer]
-        if self.shared == "once":
-            tail = self.node_of[parent]
-            self._add_edge(tail, head, self._port(tail, f"t{t}"), constraint="false",
-                           **self._use_style(parent, t))
-            return
-        proxy = self._proxy(parent, key, head, f"{self._short(parent)}<SUP>({t})</SUP>")
-        self._add_edge(proxy, head, constraint="false", **self._use_style(parent, t))
-
-    def _output(self, parent, consumer):
-        """A step's tensor used outside the steps (a stack of all outputs, a loss)."""
-        key = self.graph.step[parent]
-        tail = self.node_of[parent]
-        if self.shared == "once":
-            self._add_edge(tail, self.node_of[consumer], constraint="false")
-            return
-        proxy = self._proxy(consumer, key, tail, f"&#8594; {self._short(consumer)}")
-        self._add_edge(tail, proxy, constraint="false")
-
-    def _short(self, vertex):
-        if self.detail == "cell" and isinstance(vertex, Op):
-            label = self.nodes[self.node_of[vertex]]["label"]
-            bold = re.search(r"<B>(.*?)</B>", label)
-            if bold:
-                return bold.group(1)
-        return escape(self.names.get(id(vertex)) or _name(vertex) or vertex.name)
-
-    def _proxy(self, vertex, key, beside, title):
-        """The dashed stand-in for ``vertex`` in step ``key``, on ``beside``'s rank."""
-        drawn = self.node_of[vertex]
-        proxy_id = f"{drawn}_p{self.lane_index[key[0]]}_{key[1]}"
-        if proxy_id not in self.nodes:
-            color = self.colors.get(vertex, "#666666")
-            norm = self._contribution(vertex, key[1])
-            fill, font = (None, None) if norm is None else (
-                self.scale.color(norm), self.scale.font_color(norm))
-            self._node(proxy_id, table_label([(small(title, font), fill)], color, dashed=True),
-                       ("step", key[1], self.lane_index[key[0]]), key[1])
-            self.pins.append((key[1], [beside, proxy_id]))
-        return proxy_id
-
-    def _anchors(self):
-        """Keep the ops outside the steps out of the steps' columns: invisible edges
-        put what the steps feed after the last step, and what feeds them (and
-        depends on no step) before the first."""
+    def _from_source(self, source, head, t, consumer=None):
+        """An edge into a step from what it reads outside the steps: a weight (its use
+        at t), row t of an op on every step at once (what that row is made of), an
+        input sequence (its x<t>)."""
         g = self.graph
-        entry = {t: (self.columns.get((t, "in")) or self.columns[(t, "out")])[0]
-                 for t in self.visible}
-        exit_ = {t: self.columns[(t, "out")][0] for t in self.visible}
-        # each step starts after the previous one ends, so the clusters sit side by side
-        for previous, t in zip(self.visible, self.visible[1:]):
+        if isinstance(source, Op) and (source in g.parallel or g._fixed(source)):
+            for s in g.sources(source, t):
+                self._from_source(s, head, t, consumer)
+        elif not isinstance(source, Op) and is_parameter(source):
+            self._use(source, head, t, consumer)
+        elif source in g.step:
+            if source in self.node_of and source not in self.hidden:
+                self._add_edge(self.node_of[source], head, weight="2")
+        elif not isinstance(source, Op) and source.shape[:1] == (max(g.times),):
+            self._add_edge(self._x_node(source, t), head)
+        elif source in self.node_of:
+            self._add_edge(self.node_of[source], head)
+        else:
+            self._add_edge(self._vertex_node(source, None), head)
+
+    def _x_node(self, leaf, t):
+        """Row t of an input sequence given to an op on every step at once: x<t>."""
+        name = f"{leaf.name or 'x'}<{t}>"
+        rows = [(f"<B>{escape(name)}</B>", STYLES["input"]["fill"]),
+                (small(escape(str(leaf.shape[1:]))), None)]
+        return self._node(f"x{self.index[leaf]}_{t}", table_label(rows, STYLES["input"]["border"]),
+                          ("step", t), t, ("inputs",))
+
+    def _use(self, leaf, head, t, consumer=None):
+        """Step t uses weight W: an edge from W's row t (``once``) or W^(t) drawn in the
+        step (``proxy``)."""
+        self.uses[leaf].setdefault(t, [])
+        if head in self.uses[leaf][t]:
+            return
+        self.uses[leaf][t].append(head)
+
+    def _use_edges(self):
+        """The uses recorded by ``_use``, drawn once the weights' nodes exist."""
+        for leaf, by_time in self.uses.items():
+            color = self.colors[leaf]
+            for t, heads in by_time.items():
+                norm = self._contribution(leaf, t)
+                for head in heads:
+                    attributes = {"color": color, "constraint": "false", "weight": "0"}
+                    if norm is not None:
+                        attributes["penwidth"] = f"{self.scale.penwidth(norm):.2f}"
+                    if self.shared == "once":
+                        tail = self.node_of[leaf]
+                        port = f"t{t}" if f"{tail}:t{t}" in self.ports else None
+                        self._add_edge(tail, head, port, **attributes)
+                    elif "rows" in self.nodes[head]:
+                        self._slice_row(leaf, head, t, norm)
+                    else:
+                        self._proxy(leaf, head, t, norm, attributes)
+
+    def _slice_row(self, leaf, head, t, norm):
+        """W^(t) as a row of the cell that uses it, in W's colour."""
+        symbol = escape(leaf.name or self.names[id(leaf)])
+        value = "" if norm is None else f" {norm:.2e}"
+        fill = None if norm is None else self.scale.color(norm)
+        font = "black" if norm is None else self.scale.font_color(norm)
+        markup = (f'<FONT COLOR="{self.colors[leaf]}">&#9632;</FONT> '
+                  f'<FONT COLOR="{font}" POINT-SIZE="9">{symbol}{_sup(t)}{escape(value)}</FONT>')
+        self.nodes[head]["rows"].append((markup, fill))
+
+    def _proxy(self, leaf, head, t, norm, attributes):
+        symbol = escape(leaf.name or self.names[id(leaf)])
+        fill, font = (None, None) if norm is None else (self.scale.color(norm),
+                                                        self.scale.font_color(norm))
+        proxy_id = f"{self.node_of[leaf]}_{head}"
+        self._node(proxy_id, table_label([(small(f"{symbol}{_sup(t)}", font), fill)],
+                                         self.colors[leaf], dashed=True),
+                   self.nodes[head]["place"], t)
+        self._add_edge(proxy_id, head, **dict(attributes, constraint="true"))
+
+    def _to_sinks(self):
+        """Each step's last nodes into the loss (or the stacked outputs) they feed."""
+        g = self.graph
+        for vertex, sink in self.sink_of.items():
+            for v in self._between(vertex):
+                for p in v.parents:
+                    if p in g.step:
+                        tail = self.ellipsis[g.step[p][0]] if p in self.hidden else \
+                            self.node_of.get(p)
+                        if tail:
+                            self._add_edge(tail, sink)
+                    elif p in g.parallel:
+                        for t in self.visible:
+                            node_id = self.parallel_node.get((p, t))
+                            if node_id:
+                                self._add_edge(node_id, sink)
+                            else:
+                                for s in g.sources(p, t):
+                                    if s in self.node_of and s in g.step:
+                                        self._add_edge(self.node_of[s], sink)
+
+    def _order_steps(self):
+        """Invisible edges along the lowest row drawn in every step, so that the steps
+        stand left to right in time order."""
+        first = {self.time_of[i]: i for i in reversed(self.rows.get(("inputs",), []))}
+        for node_id, spec in self.nodes.items():  # the lowest row a step has: its input
+            place = spec["place"] or (None,)
+            if place[0] in ("step", "lane"):
+                first.setdefault(place[1], node_id)
+        anchors = []
+        for t in self.visible:
             if self.elided and t == self.elided[-1] + 1:
-                ellipsis = self.ellipsis[g.lanes[0]]
-                self._add_edge(exit_[previous], ellipsis, style="invis")
-                self._add_edge(ellipsis, entry[t], style="invis")
-            else:
-                self._add_edge(exit_[previous], entry[t], style="invis")
-        before, after = entry[self.visible[0]], exit_[self.visible[-1]]
-        downstream, fed, feeds = set(), set(), set()
-        for vertex in g.order:
-            if vertex in g.step or vertex in self.hidden or vertex not in self.node_of:
-                continue
-            if isinstance(vertex, Op) and any(
-                    p in g.step or p in downstream for p in vertex.parents):
-                downstream.add(vertex)
-                if any(p in g.step and p not in self.hidden for p in vertex.parents):
-                    fed.add(self.node_of[vertex])
-        for vertex in g.order:
-            if (vertex not in g.step and vertex in self.node_of and vertex not in downstream
-                    and vertex not in self.colors and vertex not in g.starts
-                    and any(c in g.step for c in g.consumers[vertex])):
-                feeds.add(self.node_of[vertex])
-        position = {node_id: i for i, node_id in enumerate(self.nodes)}
-        for node_id in sorted(fed, key=position.get):
-            self._add_edge(after, node_id, style="invis")
-        for node_id in sorted(feeds, key=position.get):
-            self._add_edge(node_id, before, style="invis")
-        if self.shared == "once":
-            middle = self.visible[(len(self.visible) - 1) // 2]
-            column = self.columns.get((middle, "in")) or self.columns[(middle, "out")]
-            self.pins.append((None, column[:1] + [self.node_of[p] for p in self.colors]))
+                anchors.append(next(iter(self.ellipsis.values())))
+            if t in first:
+                anchors.append(first[t])
+        self.anchors = anchors
+        for tail, head in zip(anchors, anchors[1:]):
+            self._add_edge(tail, head, style="invis", weight="100")
+        if self.detail == "cell":  # one row per lane, in the lanes' order, bottom up
+            rows = [self.rows.get(("lane", k), []) for k in range(len(self.lane_index))]
+            for lower, upper in zip(rows, rows[1:]):
+                by_time = {self.time_of.get(i): i for i in upper}
+                for node_id in lower:
+                    if self.time_of.get(node_id) in by_time and node_id.startswith("s"):
+                        self._add_edge(node_id, by_time[self.time_of[node_id]],
+                                       style="invis")
 
     # -- DOT -------------------------------------------------------------------------------
     def _emit(self):
+        self._use_edges()
         g = self.graph
         graphviz = require_graphviz()
         dot = graphviz.Digraph("unrolled")
-        dot.attr(rankdir="LR", newrank="true", nodesep="0.2", ranksep="0.3")
+        # at most 2,000 px on the longer side at 96 dpi: dot scales a larger figure down
+        # the cell view's rows (one per lane) across the steps need newrank; with it dot
+        # 2.43 scrambles the order of the steps in the ops view, whose one row (the
+        # inputs') keeps them in order without it
+        pinned = self.detail == "cell"
+        dot.attr(rankdir="BT", nodesep="0.2", ranksep="0.3",
+                 size=f"{MAX_INCHES},{MAX_INCHES}", **({"newrank": "true"} if pinned else {}))
         dot.attr("node", shape="plain", fontname="Helvetica", fontsize="11")
         dot.attr("edge", arrowsize="0.7", color="#555555")
-        groups = {}
-        # with several lanes (layers, directions) dot 2.43 can fail to rank groups
-        # ("trouble in init_rank"); their chains stay straight enough by weight alone
-        if len(g.lanes) == 1:
-            for parent, consumer in g.chain:
-                for vertex in (parent, consumer):
-                    if vertex in self.node_of:
-                        groups[self.node_of[vertex]] = "chain"
         clusters = {}
         for t in self.visible:
-            cluster = clusters[("time", t)] = graphviz.Digraph(f"cluster_t{t}")
+            cluster = clusters[("step", t)] = graphviz.Digraph(f"cluster_t{t}")
             cluster.attr(label=f"<t = {t}>", style="rounded", color="#999999",
                          fontname="Helvetica", fontsize="12")
-            if len(g.lanes) > 1:
+            if self.detail == "ops":
                 for lane, k in self.lane_index.items():
-                    sub = clusters[("step", t, k)] = graphviz.Digraph(f"cluster_t{t}_{k}")
-                    sub.attr(label=f"<{escape(_lane_text(lane) or 'steps')}>",
+                    sub = clusters[("lane", t, k)] = graphviz.Digraph(f"cluster_t{t}_{k}")
+                    sub.attr(label=f"<{escape(_lane_text(lane) or 'cell')}>",
                              style="rounded,dashed", color="#bbbbbb")
-            else:
-                clusters[("step", t, 0)] = cluster
         if self.elided:
             clusters[("elided",)] = graphviz.Digraph("cluster_elided")
             clusters[("elided",)].attr(label="<elided>", style="rounded,dashed",
                                        color=CUT_COLOR, fontname="Helvetica")
-        if self.shared == "proxy" and self.colors:
-            clusters[("params",)] = graphviz.Digraph("cluster_params")
-            clusters[("params",)].attr(label="<shared weights, drawn once>",
-                                       style="rounded", color="#999999",
-                                       fontname="Helvetica")
         for node_id, spec in self.nodes.items():
             spec = dict(spec)
-            target = clusters.get(spec.pop("place")) or dot
-            if node_id in groups:
-                spec["group"] = groups[node_id]
+            rows = spec.pop("rows", None)
+            if rows is not None:
+                spec["label"] = table_label(rows, STYLES["op"]["border"])
+            place = spec.pop("place")
+            if self.detail == "cell" and place and place[0] == "step":
+                spec["group"] = f"t{place[1]}"  # the step's column stays straight
+            target = clusters.get(place) or dot
             target.node(node_id, **spec)
-        for t in self.visible:
-            for side in ("in", "out"):
-                column = self.columns.get((t, side))
-                if column:
-                    clusters[("time", t)].body.append(
-                        "\t{rank=same; " + " ".join(column) + "}\n")
-        for t, pin in self.pins:
-            if t is not None:
-                clusters[("time", t)].body.append("\t{rank=same; " + " ".join(pin) + "}\n")
-        for key in sorted(k for k in clusters if k[0] == "step"):
-            if clusters[key] is not clusters[("time", key[1])]:
-                clusters[("time", key[1])].subgraph(clusters[key])
+        for key in sorted(k for k in clusters if k[0] == "lane"):
+            if any(n["place"] == key for n in self.nodes.values()):
+                clusters[("step", key[1])].subgraph(clusters[key])
         for t in self.visible:
             if self.elided and t == self.elided[-1] + 1:
                 dot.subgraph(clusters[("elided",)])
-            dot.subgraph(clusters[("time", t)])
-        if ("params",) in clusters:
-            dot.subgraph(clusters[("params",)])
-        for t, pin in self.pins:  # after the clusters, which must define their nodes first
-            if t is None:
-                dot.body.append("\t{rank=same; " + " ".join(pin) + "}\n")
+            dot.subgraph(clusters[("step", t)])
+        # one rank per row: the inputs, each layer, the heads, the sinks, the weights
+        for row, ids in self.rows.items():
+            if len(ids) > 1 and row != ("params",):
+                dot.body.append("\t{rank=same; " + " ".join(ids) + "}\n")
+        if len(getattr(self, "grid", ())) > 1:
+            dot.body.append("\t{rank=same; " + " ".join(self.grid) + "}\n")
+            for left, right in zip(self.grid, self.grid[1:]):
+                self._add_edge(left, right, style="invis")
         for tail, head, attributes in self.edges:
             dot.edge(tail, head, **attributes)
+        del g
         return dot
 
 
-def to_dot(source, xs=None, *, a0=None, detail="cell", shared="auto", elide="auto",
+def _bold_first(formula):
+    """Escaped ``formula`` with its left-hand side in bold."""
+    left, _, right = formula.partition(" = ")
+    return f"<B>{escape(left)}</B> = {escape(right)}" if right else f"<B>{escape(left)}</B>"
+
+
+def to_dot(source, xs=None, *, a0=None, detail="cell", shared="proxy", elide="auto",
            keep=KEEP, grads=None):
     """The unrolled graph as a ``graphviz.Digraph`` (``.source`` is the DOT text).
 
     source: a ``Trace`` (from ``trace``: the graph and its gradients), a tensor (or
         tensors) to draw the graph behind, or a model together with its input ``xs``
         (and ``a0``), run forward to draw its outputs' graph.
-    detail: "cell" (one node per cell application) or "ops" (every primitive op).
-    shared: "once" (each weight one node with an edge per use), "proxy" (a small
-        copy per use) or "auto" (proxies above 20 drawn steps).
+    detail: "cell" (one node per cell application, its formula in the notes' names)
+        or "ops" (every primitive op).
+    shared: how a step shows its use of a shared weight (see the module docstring):
+        "proxy" (a per-step slice W^(t) in the step; the default), "once" (an edge
+        from the weight's one node) or "auto" ("once" up to 20 drawn steps).
     elide: "auto" (above 20 steps), True or False: draw only the first and last
-        ``keep`` steps, and a "⋯" node per lane for those between.
+        ``keep`` steps, and a "⋯" node per row for those between.
     grads: show gradients (default: when the source has had its backward pass).
     """
     return _Figure(_as_trace(source, xs, a0), detail, shared, elide, keep, grads).build()

@@ -205,7 +205,7 @@ class Unrolled:
             for parent in [v.parents[t - 1]] if v.name == "stack" else v.parents:
                 if parent in self.parallel or (isinstance(parent, Op) and self._fixed(parent)):
                     pending.append(parent)
-                elif (parent not in found
+                elif (all(parent is not f for f in found)  # (a tensor's == is per entry)
                       and (parent not in self.step or self.step[parent][1] == t)):
                     found.append(parent)
         return found
