@@ -64,17 +64,27 @@ def data(steps=T, seed=0):
 def test_cell_view_of_a_small_elman_unroll_has_the_expected_nodes_and_edges():
     xs, _ = data()
     dot = rv.to_dot(elman(), xs, detail="cell")
-    # 5 weights, a<0>, per step x<t> + cell + output layer, and the two stacked outputs
-    assert len(nodes(dot)) == 5 + 1 + 3 * T + 2
-    # per step: x->cell, cell->o, 5 weight uses, the chain edge, 2 edges to the stacks
-    assert len(edges(dot)) == 10 * T
+    # 5 weights, the legend, a<0>, per step x<t> + cell + output layer, and the two
+    # stacked outputs
+    assert len(nodes(dot)) == 5 + 1 + 1 + 3 * T + 2
+    # per step: x->cell, cell->o, the chain edge, o and a into their stacks; the
+    # weights' uses are slices inside the steps (the default layout, "proxy")
+    assert len(edges(dot)) == 5 * T
+    for t in range(1, T + 1):
+        cell = node_with(dot, f"<B>a&lt;{t}&gt;</B> = tanh(W_ax x&lt;{t}&gt; + W_aa "
+                              f"a&lt;{t - 1}&gt; + b_a)")
+        x = node_titled(dot, f"x&lt;{t}&gt;")
+        assert (x, "", cell) in [e[:3] for e in edges(dot)]
+        for weight in ("W_ax", "W_aa", "b_a"):
+            assert f"{weight}<SUP>({t})</SUP>" in nodes(dot)[cell]
 
 
 def test_ops_view_draws_every_primitive_op_of_each_step():
     xs, _ = data()
     dot = rv.to_dot(elman(), xs, detail="ops")
-    # per step: x<t>, W_ax x<t> + b_a, W_aa a<t-1> + that, tanh, W_ya a<t> + b_y
-    assert len(nodes(dot)) == 5 + 1 + 5 * T + 2
+    # per step: x<t>, W_ax x<t> + b_a, W_aa a<t-1> + that, tanh, W_ya a<t> + b_y,
+    # and a dashed copy of each of the five weights beside the op that uses it
+    assert len(nodes(dot)) == 5 + 1 + 1 + 5 * T + 5 * T + 2
     titles = "".join(nodes(dot).values())
     assert titles.count("<B>linear</B>") == 2 * T
     assert titles.count("<B>a&lt;2&gt;</B> = tanh") == 1
@@ -99,32 +109,40 @@ def test_a_shared_weight_is_drawn_once_with_one_use_edge_per_step(detail):
     assert len({e[2] for e in uses}) == 5                  # five different steps
 
 
-def test_proxy_mode_draws_one_small_copy_of_the_weight_per_step_instead_of_edges():
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+def test_proxy_mode_draws_a_slice_of_the_weight_in_each_step_instead_of_edges(detail):
     xs, _ = data(steps=5)
-    dot = rv.to_dot(elman(), xs, shared="proxy")
+    dot = rv.to_dot(elman(), xs, shared="proxy", detail=detail)
     W_aa = node_titled(dot, "W_aa")
     assert not [e for e in edges(dot) if e[0] == W_aa]
-    proxies = [i for i, label in nodes(dot).items() if "W_aa<SUP>(" in label]
-    assert len(proxies) == 5
-    assert all(i.startswith(f"{W_aa}_p") for i in proxies)
-    assert "cluster_params" in clusters(dot)
+    for t in range(1, 6):
+        holders = [i for i, label in nodes(dot).items() if f"W_aa<SUP>({t})</SUP>" in label]
+        assert len(holders) == 1
+        if detail == "ops":  # a small dashed copy, with an edge to the op that uses it
+            assert holders[0].startswith(f"{W_aa}_") and "dashed" in nodes(dot)[holders[0]]
+            assert [e for e in edges(dot) if e[0] == holders[0]]
 
 
-def test_shared_auto_switches_to_proxies_above_twenty_drawn_steps():
+def test_proxy_is_the_default_and_auto_switches_to_it_above_twenty_drawn_steps():
+    xs, _ = data(steps=4)
+    assert "W_aa<SUP>(4)</SUP>" in rv.to_dot(elman(), xs).source
     xs, _ = data(steps=21)
-    dot = rv.to_dot(elman(), xs, elide=False)
+    dot = rv.to_dot(elman(), xs, elide=False, shared="auto")
     assert sum("W_aa<SUP>(" in label for label in nodes(dot).values()) == 21
     xs, _ = data(steps=20)
-    assert "<SUP>(" not in rv.to_dot(elman(), xs).source
+    dot = rv.to_dot(elman(), xs, shared="auto")
+    assert "<SUP>(" not in dot.source
+    assert len([e for e in edges(dot) if e[0] == node_titled(dot, "W_aa")]) == 20
 
 
-def test_the_hidden_chain_is_heavy_and_grouped():
+def test_the_hidden_chain_is_heavy_and_runs_forward_in_time():
     xs, _ = data()
     dot = rv.to_dot(elman(), xs)
     chain = [e for e in edges(dot) if "weight=10" in e[3]]
     assert len(chain) == T                                 # a<0>->1, 1->2, 2->3
-    a1 = node_titled(dot, "a&lt;1&gt;")
-    assert "group=chain" in re.search(rf"^\s*{a1} \[.*$", dot.source, re.M).group()
+    assert all("penwidth=2.5" in e[3] and "dir=back" not in e[3] for e in chain)
+    cells = [node_with(dot, f"<B>a&lt;{t}&gt;</B> = tanh") for t in range(1, T + 1)]
+    assert [(e[0], e[2]) for e in chain[1:]] == list(zip(cells, cells[1:]))
 
 
 def test_labels_hold_names_and_shapes():
@@ -140,10 +158,11 @@ def test_labels_hold_names_and_shapes():
 def test_a_scalar_constant_in_a_step_shows_its_value_not_the_name_x_t():
     tg.manual_seed(0)
     xs, _ = data()
-    dot = rv.to_dot(rnn.GRU(M, N), xs)            # a<t> = (1 - z) * n + z * a<t-1>
-    assert "x&lt;" not in dot.source              # the GRU's x<t> enter through one batched op
+    dot = rv.to_dot(rnn.GRU(M, N), xs, detail="ops")  # a<t> = (1 - z) * n + z * a<t-1>
     ones = [label for label in nodes(dot).values() if "<B>1</B>" in label]
     assert len(ones) == T and all("constant" in label for label in ones)
+    cell = rv.to_dot(rnn.GRU(M, N), xs)             # the cell view: part of the formula
+    assert not [label for label in nodes(cell).values() if "<B>1</B>" in label]
 
 
 def test_the_same_program_gives_byte_identical_dot():
@@ -204,12 +223,18 @@ def test_weight_node_lists_its_gradient_as_a_sum_with_one_row_per_step():
     dot = run.to_dot(shared="once")
     W_aa = node_titled(dot, "W_aa")
     label = nodes(dot)[W_aa]
-    assert "dL/dW_aa = &#8721;<SUB>t</SUB> dL/dW_aa<SUP>(t)</SUP>" in label
-    norms = run.gradients().contribution_norms["W_aa"]
+    assert "dL/dW = &#8721;<SUB>t</SUB> dL/dW<SUP>(t)</SUP>" in label
+    g = run.gradients()
+    norms, per_step = g.contribution_norms["W_aa"], g.contributions["W_aa"]
+    shares = [float((per_step[t] * g.grads["W_aa"]).sum() / (g.grads["W_aa"] ** 2).sum())
+              for t in range(T)]
+    assert sum(shares) == pytest.approx(1.0)             # the shares add up
     for t in range(1, T + 1):
-        assert f'PORT="t{t}"' in label and f"t={t}: {norms[t - 1]:.2e}" in label
+        assert f'PORT="t{t}"' in label
+        assert f"t={t}: {norms[t - 1]:.2e}, {shares[t - 1]:.1%}" in label
     # each step's use edge leaves from its own row
     assert sorted(e[1] for e in edges(dot) if e[0] == W_aa) == ["t1", "t2", "t3"]
+    assert "shares of one weight add up to 100%" in nodes(dot)["legend"]
 
 
 def test_tanh_gradients_vanish_back_along_a_long_sequence():
@@ -232,7 +257,6 @@ def test_a_long_sequence_shows_its_first_and_last_steps_and_an_ellipsis():
     assert steps == [f"cluster_t{t}" for t in (1, 2, 3, 4, 197, 198, 199, 200)]
     assert "cluster_elided" in clusters(dot)
     assert "t = 5 &#8230; 196" in dot.source
-    assert not re.search(r"W_aa<SUP>\(\d", dot.source)     # 8 drawn steps: no proxies
     assert "t=5..196:" in nodes(dot)[node_titled(dot, "W_aa")]
     chain = [e for e in edges(dot) if "weight=10" in e[3]]
     assert len(chain) == 1 + 3 + 1 + 1 + 3                 # a<0>, 1..4, 4->..., ...->197, 197..200
@@ -247,7 +271,7 @@ def test_building_the_dot_of_a_thousand_steps_does_not_recurse():
         dot = run.to_dot(elide=False, detail="ops")
     finally:
         sys.setrecursionlimit(limit)
-    assert len(clusters(dot)) == 1000 + 1                  # the steps and the weights
+    assert len(clusters(dot)) == 1000 + 1000               # the steps and their lanes
 
 
 def test_a_carried_over_detached_state_enters_by_a_dashed_grey_edge():
@@ -456,3 +480,102 @@ def test_weights_used_on_every_step_at_once_split_into_per_step_contributions(la
     for t in range(T):
         np.testing.assert_allclose(g.contributions["head.weight"][t],
                                    g_logits[t].T @ out.data[t], atol=1e-12)
+
+
+# ---- every figure: in time order, every weight's uses, the notes' names, a budget -----
+def with_head(kind, num_layers=1, bidirectional=False):
+    if kind == "elman":
+        return rnn.ElmanRNN(M, N, P)
+    layer = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[kind]
+    return WithHead(layer(M, N, num_layers=num_layers, bidirectional=bidirectional))
+
+
+FIGURES = [(kind, layers, both) for kind in ("elman", "rnn", "lstm", "gru")
+           for layers in (1, 2) for both in (False, True)
+           if kind != "elman" or (layers == 1 and not both)]
+
+
+def layout(dot):
+    """{cluster name: its left x} and the figure's (width, height) in px at 96 dpi, as
+    dot lays it out."""
+    import json
+    result = subprocess.run(["dot", "-Tjson"], input=dot.source, capture_output=True,
+                            text=True, timeout=120, check=True)
+    graph = json.loads(result.stdout)
+    left = {o["name"]: float(o["bb"].split(",")[0]) for o in graph.get("objects", [])
+            if "bb" in o}
+    width, height = (float(v) * 96 / 72 for v in graph["bb"].split(",")[2:])
+    return left, (width, height)
+
+
+@needs_dot
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+@pytest.mark.parametrize("kind, num_layers, bidirectional", FIGURES)
+def test_time_runs_left_to_right_in_order_in_every_figure(kind, num_layers, bidirectional,
+                                                          detail):
+    tg.manual_seed(0)
+    xs, ys = data(steps=4)
+    for shared in ("proxy", "once"):
+        dot = rv.trace(with_head(kind, num_layers, bidirectional), xs, ys).to_dot(
+            detail=detail, shared=shared)
+        left, _ = layout(dot)
+        steps = [f"cluster_t{t}" for t in range(1, 5)]
+        assert sorted(steps, key=left.get) == steps, (shared, [left[s] for s in steps])
+
+
+@pytest.mark.parametrize("kind, num_layers, bidirectional", FIGURES)
+def test_every_weight_is_drawn_once_with_an_edge_to_every_step_that_uses_it(
+        kind, num_layers, bidirectional):
+    tg.manual_seed(0)
+    xs, ys = data(steps=4)
+    model = with_head(kind, num_layers, bidirectional)
+    dot = rv.trace(model, xs, ys).to_dot(shared="once")
+    labels = nodes(dot)
+    for name, p in model.named_parameters():
+        short = p.name or name
+        (weight,) = [i for i, label in labels.items()
+                     if label.count(f"<B>{short}</B>") == 1 and "dL/dW" in label]
+        heads = {e[2] for e in edges(dot) if e[0] == weight}
+        steps = {re.search(r"_(\d+)$", h).group(1) for h in heads}
+        assert steps == {"1", "2", "3", "4"}, (name, heads)  # the projection and head too
+        assert "used at t = 1..4" in labels[weight]
+
+
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+@pytest.mark.parametrize("kind, num_layers, bidirectional", FIGURES)
+def test_labels_use_the_notes_names_never_a_class_name(kind, num_layers, bidirectional,
+                                                       detail):
+    tg.manual_seed(0)
+    xs, ys = data(steps=4)
+    run = rv.trace(with_head(kind, num_layers, bidirectional), xs, ys)
+    dot = run.to_dot(detail=detail)
+    source = dot.source
+    for wrong in ("Stacked", "Truncated", "WithHead", "RNNCell", "LSTMCell", "GRUCell",
+                  "ElmanRNN", "linear = linear", "concat = concat", " ops:", "not kept",
+                  "outside the steps"):
+        assert wrong not in source, wrong
+    loss = node_with(dot, "L = &#8721;<SUB>t</SUB> L&lt;t&gt;")
+    assert f"{run.loss.item():.4g}" in nodes(dot)[loss]
+    assert "legend" in nodes(dot)
+    if detail == "cell":
+        states = [s for s in run.gradients().state_norms]
+        for series in states:                            # each state's norm, every step
+            for t in range(1, 5):
+                name = escape_name(series.replace("<t>", f"<{t}>"))
+                assert f"‖dL/d{name}‖ = " in source, name
+
+
+def escape_name(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@needs_dot
+def test_a_two_layer_bidirectional_lstm_at_four_steps_fits_in_2000_px(tmp_path):
+    tg.manual_seed(0)
+    xs, ys = data(steps=4)
+    dot = rv.trace(with_head("lstm", 2, True), xs, ys).to_dot()
+    png = tmp_path / "lstm.png"
+    rv.render(dot, png)
+    width, height = (int.from_bytes(png.read_bytes()[16 + 4 * i:20 + 4 * i], "big")
+                     for i in range(2))
+    assert max(width, height) <= 2000 and min(width, height) > 500

@@ -9,7 +9,7 @@ chain a<0> -> a<1> -> ... runs along its row (a reverse direction's arrows point
 in time). Ops that work on every step at once (a layer's input projection of the
 whole sequence, a head on the stacked outputs) are drawn as their per-step rows.
 
-Shared weights are drawn once, in the "shared weights" panel under the steps, each
+Shared weights are drawn once, in a grid beside the steps with the legend, each
 in its own colour, with dL/dW = Σ_t dL/dW^(t) listed row by row. ``shared`` says how
 a step shows that it uses a weight:
 
@@ -239,7 +239,10 @@ class _Figure:
             if leaf in g.cuts or leaf in g.starts:
                 continue
             if leaf.name is None and leaf.ndim == 0:
-                continue  # a constant such as GRU's 1 in 1 - z: part of the formula
+                if self.detail == "cell":
+                    continue  # a constant such as GRU's 1 in 1 - z: part of the formula
+                self._vertex_node(leaf, ("lane", t, self.lane_index[lane]))
+                continue
             title = f"<B>{escape(f'x<{t}>')}</B>" if leaf.name is None else None
             self._vertex_node(leaf, place, ("inputs",), title)
 
@@ -536,14 +539,13 @@ class _Figure:
         self._grid(self.rows[("params",)])
 
     def _grid(self, ids):
-        """The weights and the legend in columns under the steps: invisible edges
-        stack each column and hang it under one step."""
+        """The weights and the legend in a grid of columns beside the steps (invisible
+        edges stack each column; tying them to the steps scrambles dot's step order)."""
         per_column = max(1, int(np.ceil(np.sqrt(len(ids) / 3))))
         columns = [ids[i:i + per_column] for i in range(0, len(ids), per_column)]
         for column in columns:
             for lower, upper in zip(column, column[1:]):
                 self._add_edge(lower, upper, style="invis")
-            self._add_edge(column[-1], self.anchors[len(self.anchors) // 2], style="invis")
         self.grid = [column[0] for column in columns]  # the bottom row, kept in order
 
     # -- edges ---------------------------------------------------------------------------
