@@ -39,7 +39,8 @@ def main():
     W = tg.tensor(rng.standard_normal((4, 2)), requires_grad=True, name="W")
     b = tg.tensor(rng.standard_normal(2), requires_grad=True, name="b")
 
-    loss = loss_of(x, W, b)
+    with tg.viz.keep_grads() as kept:  # every interior node keeps its dL/dv for the figure
+        loss = loss_of(x, W, b)
     loss.name = "L"
     loss.backward(retain_graph=True)
     print(f"L = {loss.item():.6f}")
@@ -54,8 +55,13 @@ def main():
         assert error < 1e-7, f"dL/d{p.name} disagrees with central differences"
     tg.gradcheck(lambda x, W, b: loss_of(x, W, b), [x, W, b])
     print("tg.gradcheck agrees too (float64, eps = 1e-6)")
-    print("the graph: leaves x, W, b (blue: they require grad), each op once, "
-          "edges coloured by the gradient they carry back")
+    interior = [t for t in kept.tensors if t is not loss]
+    print(f"the chain rule, node by node: every one of the {len(interior)} interior nodes "
+          f"holds its gradient dL/dv, e.g. ‖dL/d(x W + b)‖ = "
+          f"{np.linalg.norm(interior[1].grad):.4f}")
+    assert all(t.grad is not None for t in kept.tensors)
+    print("the graph: leaves x, W, b (blue: they require grad), each op once with its "
+          "gradient, edges coloured by the gradient they carry back")
     save_graph(tg.viz.to_dot(loss, grads=True), out, "01_autodiff")
 
 

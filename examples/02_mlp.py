@@ -44,10 +44,15 @@ def main():
     print(f"chance: loss ln 2 = {np.log(2):.4f}, accuracy 50%; a linear model cannot do "
           f"much better on spirals")
     assert accuracy > 0.9, "the MLP should separate the spirals"
-    loss = F.cross_entropy(model(x[:4]), labels[:4])
+    with tg.viz.keep_grads() as kept:  # every interior node keeps its dL/dv for the figure
+        loss = F.cross_entropy(model(x[:4]), labels[:4])
     loss.name = "L"
+    optimizer.zero_grad()
     loss.backward()
-    print("the graph of the loss on 4 points: three Linear layers, two tanh")
+    assert all(t.grad is not None for t in kept.tensors)
+    print(f"the graph of the loss on 4 points: three Linear layers, two tanh; each of its "
+          f"{len(kept.tensors)} op nodes shows its gradient dL/dv (the chain rule, step by "
+          f"step back from L)")
     save_graph(tg.viz.to_dot(loss, grads=True), out, "02_mlp")
 
 

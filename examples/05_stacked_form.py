@@ -50,10 +50,19 @@ def main():
         assert error < 1e-12
     assert np.abs(a_stk - a_sep).max() < 1e-12
 
-    step = stacked(tg.tensor(x_t, name="x<t>"), tg.tensor(a_prev, name="a<t-1>"))
+    # a<t-1> requires grad, as the state from the previous step does in an unroll
+    # (BPTT passes dL/da<t-1> back to it), so that the step records its concat with
+    # x<t> and the figure keeps both names (a concat of constants is a constant)
+    x = tg.tensor(x_t, name="x<t>")
+    a = tg.tensor(a_prev, requires_grad=True, name="a<t-1>")
+    step = stacked(x, a)
     step.name = "a<t>"
-    print("the stacked step's graph: concat W_aa|W_ax, concat a<t-1>;x<t>, one matmul")
-    save_graph(tg.viz.to_dot(step), out, "05_stacked_form")
+    dot = tg.viz.to_dot(step)
+    assert all(f"<B>{tg.viz.escape(name)}</B>" in dot.source
+               for name in ("x<t>", "a<t-1>", "a<t>", "W_aa", "W_ax", "b_a"))
+    print("the stacked step's graph: W_a = concat(W_aa | W_ax), [a<t-1>; x<t>] = "
+          "concat(a<t-1>, x<t>), one matmul, tanh: every name kept")
+    save_graph(dot, out, "05_stacked_form")
 
 
 if __name__ == "__main__":

@@ -70,10 +70,21 @@ def main():
     assert vanishing[3] < 1e-2 and exploding[3] > 1e2 and exploding[5] <= CLIP + 1e-6
     line_chart(series, out / "07_gradient_norms.svg",
                f"‖dL/da<t>‖ through time (loss at t = {T})", "time step t", "‖dL/da<t>‖")
-    model = model_with("relu", 2.0, 4, np.random.default_rng(1))
-    run = rnn.viz.trace(model, xs[:6], loss_fn=last_step_loss)
-    print("the unrolled graph (relu, s = 2, n = 4, T = 6): ‖dL/da<t>‖ darkens back in time")
-    save_graph(run.to_dot(), out, "07_exploding_unrolled")
+    # the figures: tanh, n = 4, T = 6, inputs small enough that tanh stays near its
+    # linear part (slope ~1), so each step back multiplies ‖dL/da‖ by about s
+    small = 0.01 * xs[:6]
+    for name, scale in (("exploding", 2.0), ("vanishing", 0.5)):
+        model = model_with("tanh", scale, 4, np.random.default_rng(1))
+        run = rnn.viz.trace(model, small, loss_fn=last_step_loss)
+        norms = run.gradients().state_norms["a<t>"]
+        print(f"{name} (tanh, s = {scale}, n = 4, T = 6): ‖dL/da<t>‖ for t = 1..6: "
+              + " ".join(f"{v:.3e}" for v in norms))
+        growing = np.all(np.diff(norms) < 0)      # larger at earlier t: it grows back in time
+        shrinking = np.all(np.diff(norms) > 0)    # smaller at earlier t: it fades back in time
+        assert growing if name == "exploding" else shrinking, norms
+        print(f"  the figure: ‖dL/da<t>‖ {'darkens' if growing else 'fades'} back in time, "
+              f"from {norms[-1]:.3e} at t = 6 to {norms[0]:.3e} at t = 1")
+        save_graph(run.to_dot(), out, f"07_{name}_unrolled")
 
 
 if __name__ == "__main__":

@@ -466,3 +466,17 @@ def test_5000_op_chain_draws_without_recursion():
     dot = viz.to_dot(a, view="backward")
     assert len(nodes(dot)) == 5001
     assert len(edges(dot)) == 5000
+
+
+def test_keep_grads_makes_every_node_of_a_drawing_show_its_gradient():
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="x")
+    W = tg.tensor(np.ones((3, 2)) * 0.1, requires_grad=True, name="W")
+    with tg.viz.keep_grads() as kept:
+        h = (x @ W).tanh()
+        loss = (h * h).sum()
+    loss.backward()
+    assert len(kept.tensors) == 4 and all(t.grad is not None for t in kept.tensors)
+    np.testing.assert_allclose(kept.tensors[1].grad, 2 * h.data)   # dL/dh = 2 h
+    source = tg.viz.to_dot(loss, grads=True).source
+    assert viz.NOT_COMPUTED not in source
+    assert source.count("‖grad‖ = ") == 2 + 4                       # x, W and every op

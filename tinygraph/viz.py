@@ -29,7 +29,8 @@ without recursion (a 100,000-step unroll draws as well as it backpropagates):
   and nodes and edges are coloured on a log scale fixed for the figure (``LogScale``);
   the number stays in the label, so colour is never the only cue. A node whose
   gradient was not computed or not kept says "grad not computed" rather than showing
-  zeros (a non-leaf keeps its gradient only after ``retain_grad()``).
+  zeros (a non-leaf keeps its gradient only after ``retain_grad()``). To see every
+  node's gradient, build the graph inside ``with tg.viz.keep_grads():``.
 * ``view="backward"``: the same layout (same nodes, same positions) with the edges
   reversed as gradient edges, and each node numbered in the order ``backward`` visits
   it (``engine.toposort``, root first).
@@ -61,6 +62,7 @@ import re
 
 import numpy as np
 
+from . import engine
 from .engine import Op, toposort
 from .nn import Parameter
 from .tensor import Tensor
@@ -107,6 +109,31 @@ NOT_COMPUTED = "grad not computed"
 
 
 # ---- the recorded graph ---------------------------------------------------------------
+class keep_grads:
+    """Inside the block every tensor an op makes that requires grad keeps its gradient
+    (``retain_grad()``), so that ``to_dot(loss, grads=True)`` after ``loss.backward()``
+    shows dL/dv at every node, as a chain-rule lesson wants. The tensors stay alive
+    with the object the block returns (``.tensors``)."""
+
+    def __init__(self):
+        self.tensors = []
+
+    def __enter__(self):
+        engine.observers.append(self)
+        return self
+
+    def __exit__(self, *exception):
+        engine.observers.remove(self)
+
+    def forward(self, op, inputs, options, out):
+        if out.requires_grad:
+            out.retain_grad()
+            self.tensors.append(out)
+
+    def backward(self, node, grads):
+        pass
+
+
 def walk(roots):
     """Every vertex the roots depend on, parents before children, and their use counts.
 
