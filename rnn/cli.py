@@ -275,11 +275,11 @@ def sample(args):
 
 
 # ---- draw ---------------------------------------------------------------------------------
-def traced_figure(model, xs, targets=None, loss_fn=None, detail="cell"):
+def traced_figure(model, xs, targets=None, loss_fn=None, detail="cell", layout="proxy"):
     """The unrolled graph after one backward pass of the summed loss L, as a Digraph."""
     run = viz.trace(model, xs, targets, loss_fn=loss_fn)
     run.loss.name = "L"
-    return run.to_dot(detail=detail)
+    return run.to_dot(detail=detail, shared=layout)
 
 
 def write_figure(digraph, path):
@@ -329,9 +329,9 @@ def draw(args):
     xs = data.one_hot(rng.integers(0, args.input, size=(args.steps, args.batch)), args.input)
     targets = rng.integers(0, args.output, size=(args.steps, args.batch))
     if args.grads:
-        digraph = traced_figure(model, xs, targets, detail=args.detail)
+        digraph = traced_figure(model, xs, targets, detail=args.detail, layout=args.layout)
     else:
-        digraph = viz.to_dot(model, xs, detail=args.detail)
+        digraph = viz.to_dot(model, xs, detail=args.detail, shared=args.layout)
     status, message = write_figure(digraph, path)
     print(f"{describe(config)} unrolled over T = {args.steps} steps"
           + (", after one backward pass" if args.grads else "") + f": {message}")
@@ -491,6 +491,10 @@ def make_parser():
     draw_parser.add_argument("--batch", type=positive_int, default=1)
     draw_parser.add_argument("--grads", action="store_true",
                              help="run one backward pass and show the gradients")
+    draw_parser.add_argument("--layout", choices=("proxy", "once", "auto"), default="proxy",
+                             help="how a step shows each shared weight it uses: proxy, a "
+                                  "slice W(t) inside the step; once, an edge from the "
+                                  "weight; auto, once up to 20 steps (default: proxy)")
     draw_parser.add_argument("--detail", choices=("cell", "ops"), default="cell",
                              help="one node per cell application, or every op")
     draw_parser.add_argument("--seed", type=nonnegative_int, default=0)

@@ -325,3 +325,14 @@ def test_console_entry_point_runs_as_a_module():
                              "--hidden", "20", "--output", "5"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "745" in result.stdout
+
+
+def test_draw_layout_chooses_weight_slices_or_edges(capsys, tmp_path):
+    sources = {}
+    for layout in ("proxy", "once"):
+        status, _, _ = run(capsys, "draw", "--model", "lstm", "--steps", "3", "--layout",
+                           layout, "--out", str(tmp_path / f"{layout}.dot"))
+        assert status == 0
+        sources[layout] = (tmp_path / f"{layout}.dot").read_text()
+    assert "W_aa<SUP>(3)</SUP>" in sources["proxy"] and "constraint=false" not in sources["proxy"]
+    assert "W_aa<SUP>(3)</SUP>" not in sources["once"] and "constraint=false" in sources["once"]

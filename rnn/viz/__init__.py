@@ -12,34 +12,38 @@
     g.contributions["W_aa"]                   # (T, n, n), summing to W_aa.grad
     rnn.viz.draw(model, xs)                   # just the forward graph, no gradients
 
-What the figure shows (everything is read off the graph the engine recorded, using
-only the ``tg.scope("t=k")`` labels that ``rnn.unroll`` puts on each step):
+The package, by job: ``graph`` reads the recorded graph as an unrolled recurrence
+(``Unrolled``: steps from the ``tg.scope("t=k")`` labels, states from the names
+``rnn.names`` gives, ops on every step at once), ``gradients`` runs and records BPTT
+(``trace``, ``Gradients``), ``figure`` lays out the DOT (``to_dot``, ``draw``).
 
-* **Time runs left to right**, one cluster per step t = 1..T (inside it one box per
-  layer and direction, for stacked and bidirectional layers). The hidden-state
-  chain a<0> -> a<1> -> ... -> a<T> is heavy and straight; a reverse direction's
-  chain runs right to left.
-* ``detail="cell"`` draws one node per cell application (and one for the rest of
-  the step, such as the output layer o<t> = W_ya a<t> + b_y); ``detail="ops"``
-  draws every primitive op.
-* **Shared weights are drawn once**, outside the steps, each in its own colour,
-  with an edge to every step that uses it and a "used at t = 1..T" mark.
-  ``shared="proxy"`` draws instead a small dashed copy of the weight inside each
-  step that uses it (dot needs tens of seconds to lay out one node with a hundred
-  long edges); ``"auto"`` switches to proxies above 20 drawn steps. Ops that run
-  outside the steps (the loss, a layer's batched input projection) are treated
-  the same way.
+What the figure shows (everything is read off the graph the engine recorded):
+
+* **Time runs left to right**, one cluster per step t = 1..T, in order; inside a
+  step x<t> at the bottom, one row per layer and direction above it, the output
+  o<t> above them and the loss L = Σ_t L<t> on top. The state chain
+  a<0> -> a<1> -> ... -> a<T> is heavy; a reverse direction's arrows point back.
+* ``detail="cell"`` (the default) draws one node per cell application, titled with
+  its formula in the notes' names (a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a), or
+  the LSTM / GRU cell with its gates) and each state's ‖dL/da<t>‖ (and ‖dL/dc<t>‖);
+  ``detail="ops"`` draws every primitive op, each step's lanes in dashed boxes.
+* **Shared weights are drawn once**, beside the steps with the legend, each in its
+  own colour, with "used at t = ..." and dL/dW = Σ_t dL/dW^(t), one row per step.
+  How a step shows its use (``shared=``): ``"proxy"`` (the default) a slice W^(t)
+  in the weight's colour inside the step, shaded by ‖dL/dW^(t)‖; ``"once"`` an edge
+  from the weight's row t to the step; ``"auto"`` "once" up to 20 drawn steps. A
+  layer's input projection of the whole sequence and a head on the stacked outputs
+  are drawn as their per-step rows, so their weights too have one use per step.
+* **Shares add up**: step t's share of a weight's gradient is the projection
+  <dW^(t), dW> / ‖dW‖², so a weight's shares sum to 100% (a negative one pulls
+  against the rest); the legend says so.
 * **Long sequences are elided**: above 20 steps only the first and last ``keep``
   steps are drawn, with a "t = 6 ... 195" cluster between them.
-* **After backward** (a ``trace``): each shared weight's node lists
-  dL/dW = sum over t of dL/dW^(t), one row per step with the norm of that step's
-  contribution and its share of the summed norms (in ``once`` mode each step's
-  edge leaves from its own row), and each step carries ‖dL/da<t>‖, all on one log
-  colour scale (``tinygraph.viz.LogScale``), so vanishing and exploding gradients
-  show. The chain edges are coloured by the gradient that flows back along them.
 * **Truncated BPTT**: where the hidden state was detached (a state carried over
   from the previous chunk, or ``detach()`` inside the unroll), the chain edge is
   dashed and grey.
+* **Size**: a figure larger than 2,000 px on its longer side (at 96 dpi) is scaled
+  down to it; a 2-layer bidirectional LSTM at T = 4 lays out at about 2,500 px wide.
 
 Node ids and clusters come from the graph's order, never from ``id()``: the same
 program gives the same DOT, byte for byte. Building the DOT never recurses.
