@@ -258,6 +258,7 @@ def test_a_long_sequence_shows_its_first_and_last_steps_and_an_ellipsis():
     assert "cluster_elided" in clusters(dot)
     assert "t = 5 &#8230; 196" in dot.source
     assert "t=5..196:" in nodes(dot)[node_titled(dot, "W_aa")]
+    assert "used at t = 1..200" in nodes(dot)[node_titled(dot, "W_aa")]
     chain = [e for e in edges(dot) if "weight=10" in e[3]]
     assert len(chain) == 1 + 3 + 1 + 1 + 3                 # a<0>, 1..4, 4->..., ...->197, 197..200
 

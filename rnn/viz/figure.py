@@ -472,7 +472,10 @@ class _Figure:
         contributions = self.gradients.contributions if self.gradients else {}
         for leaf in parameters:
             name = self.names[id(leaf)]
-            times = sorted(self.uses[leaf])
+            times = set(self.uses[leaf])
+            if self.elided and {self.elided[0] - 1, self.elided[-1] + 1} <= times:
+                times |= set(self.elided)  # used on both sides: by the steps between too
+            times = sorted(times)
             title, shape = describe(leaf)
             if leaf.name and not name.endswith(leaf.name):
                 title = f"<B>{escape(leaf.name)}</B> " + small(escape(name))
