@@ -580,3 +580,52 @@ def test_a_two_layer_bidirectional_lstm_at_four_steps_fits_in_2000_px(tmp_path):
     width, height = (int.from_bytes(png.read_bytes()[16 + 4 * i:20 + 4 * i], "big")
                      for i in range(2))
     assert max(width, height) <= 2000 and min(width, height) > 500
+
+
+class CutEvery(tg.nn.Module):
+    """An ElmanRNN whose state is detached every K steps inside one unroll."""
+
+    def __init__(self, K):
+        super().__init__()
+        self.model, self.K = elman(), K
+
+    def forward(self, xs):
+        a, logits = self.model.initial_state(xs.shape[1]), []
+        for t in range(1, xs.shape[0] + 1):
+            with tg.scope(f"t={t}"):
+                a = self.model.step(xs[t - 1], a)
+                logits.append(self.model.output_layer(a))
+            a.name = f"a<{t}>"
+            if t % self.K == 0:
+                a = a.detach()
+        return tg.stack(logits), a
+
+
+@needs_dot
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+def test_a_figure_with_cuts_keeps_time_in_order_and_names_the_outputs(detail):
+    xs, ys = data(steps=8)
+    dot = rv.trace(CutEvery(4), xs, ys).to_dot(detail=detail)
+    left, _ = layout(dot)
+    steps = [f"cluster_t{t}" for t in range(1, 9)]
+    assert sorted(steps, key=left.get) == steps
+    assert len([e for e in edges(dot) if "style=dashed" in e[3]]) == 1   # the cut at 4
+    if detail == "cell":
+        assert "<B>o&lt;5&gt;</B> = W_ya a&lt;5&gt; + b_y" in dot.source
+
+
+@needs_dot
+@pytest.mark.parametrize("detail", ["cell", "ops"])
+@pytest.mark.parametrize("kind, num_layers, bidirectional", [
+    (kind, layers, both) for kind in ("rnn", "lstm", "gru") for layers in (1, 2)
+    for both in (False, True)])
+def test_a_bare_layers_forward_figure_keeps_time_in_order(kind, num_layers, bidirectional,
+                                                          detail):
+    tg.manual_seed(0)
+    layer = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[kind](
+        M, N, num_layers=num_layers, bidirectional=bidirectional)
+    xs, _ = data(steps=4)
+    dot = rv.to_dot(layer, xs, detail=detail)     # output and h_n, no loss
+    left, _ = layout(dot)
+    steps = [f"cluster_t{t}" for t in range(1, 5)]
+    assert sorted(steps, key=left.get) == steps

@@ -312,7 +312,8 @@ class _Figure:
     def _head_block(self, node_id, head, key, place):
         """A step's ops after its cell, e.g. o<t> = W_ya a<t> + b_y (detail="cell")."""
         shown = [v for v in head if _name(v)] or head[-1:]
-        title = _bold_first(f"{_name(shown[-1]) or 'out'} = {self._formula(head, key[1])}")
+        title = _bold_first(f"{_name(shown[-1]) or f'o<{key[1]}>'} = "
+                            f"{self._formula(head, key[1])}")
         rows = [(title, STYLES["op"]["fill"]), (small(describe(shown[-1])[1]), None)]
         self._node(node_id, None, place, key[1], ("head",))
         self.nodes[node_id]["rows"] = rows
@@ -404,7 +405,8 @@ class _Figure:
             if t not in self.visible:
                 continue
             title = describe(leaf)[0] + " " + small(escape("detached"), CUT_COLOR)
-            self._vertex_node(leaf, ("step", t), None, title)
+            row = ("lane", self.lane_index[lane]) if self.detail == "cell" else None
+            self._vertex_node(leaf, ("step", t), row, title)
 
     def _sinks(self):
         """The roots outside the steps (the loss, the stacked outputs): one node each,
@@ -434,7 +436,7 @@ class _Figure:
                 rows = [(f"<B>{escape(root.name or 'output')}</B>", STYLES["output"]["fill"]),
                         (small(escape(f"{root.shape}: every step's, stacked")), None)]
             self._node(node_id, table_label(rows, STYLES["output"]["border"], 2), None,
-                       None, ("sinks",))
+                       None)
             self.sink_of[vertex] = node_id
             for v in self._between(vertex):
                 self.node_of.setdefault(v, node_id)
@@ -692,25 +694,39 @@ class _Figure:
         self._add_edge(proxy_id, head, **dict(attributes, constraint="true"))
 
     def _to_sinks(self):
-        """Each step's last nodes into the loss (or the stacked outputs) they feed."""
+        """Each step's last nodes into the loss (or the stacked outputs) they feed; a
+        sink fed by a few steps only is labelled with them instead (``_name_sources``)."""
         g = self.graph
         for vertex, sink in self.sink_of.items():
+            tails = []
             for v in self._between(vertex):
                 for p in v.parents:
                     if p in g.step:
-                        tail = self.ellipsis[g.step[p][0]] if p in self.hidden else \
-                            self.node_of.get(p)
-                        if tail:
-                            self._add_edge(tail, sink)
+                        tails.append(self.ellipsis[g.step[p][0]] if p in self.hidden
+                                     else self.node_of.get(p))
                     elif p in g.parallel:
                         for t in self.visible:
                             node_id = self.parallel_node.get((p, t))
-                            if node_id:
-                                self._add_edge(node_id, sink)
-                            else:
-                                for s in g.sources(p, t):
-                                    if s in self.node_of and s in g.step:
-                                        self._add_edge(self.node_of[s], sink)
+                            tails += [node_id] if node_id else [
+                                self.node_of[s] for s in g.sources(p, t)
+                                if s in self.node_of and s in g.step]
+            tails = [tail for tail in dict.fromkeys(tails) if tail]
+            times = {self.time_of.get(tail) for tail in tails}
+            if len(self.visible) > 2 and not set(self.visible) <= times:
+                self._name_sources(sink, vertex)  # h_n: from the ends only, named
+                continue
+            for tail in tails:
+                self._add_edge(tail, sink)
+
+    def _name_sources(self, sink, vertex):
+        """A sink fed by a few steps only (h_n: each lane's last state) lists them in its
+        label instead of edges, which would pull the first and last steps together."""
+        g = self.graph
+        names = [_name(p) for v in self._between(vertex) for p in v.parents if p in g.step]
+        label = self.nodes[sink]["label"].replace(escape(": every step's, stacked"), "")
+        row = small(escape("from " + ", ".join(dict.fromkeys(n for n in names if n))))
+        self.nodes[sink]["label"] = label.replace("</TABLE>>", f"<TR><TD>{row}</TD></TR>"
+                                                  "</TABLE>>")
 
     def _order_steps(self):
         """Invisible edges along the lowest row drawn in every step, so that the steps
