@@ -35,7 +35,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.engine import Op
 from tinygraph.viz import (STYLES, Figure, LogScale, describe, edge_attributes, escape,
-                           grad_norm, grad_row, is_parameter, kind_of, require_graphviz,
+                           grad_norm, is_parameter, kind_of, require_graphviz,
                            small, table_label, vertex_label)
 
 from ..names import parse as parse_state
@@ -89,11 +89,6 @@ def _ranges(times):
             parts.append(str(t) if t == start else f"{start}..{t}")
             start = None
     return ", ".join(parts)
-
-
-def _row_of(lane):
-    """The row a lane is drawn in: its layer (both directions of a layer share one)."""
-    return tuple(label for label in lane if not str(label).startswith("direction="))
 
 
 def _sup(t):
@@ -197,9 +192,6 @@ class _Figure:
                     "; draw other graphs with tinygraph.viz.to_dot"))
         self.index = {vertex: i for i, vertex in enumerate(g.order)}
         self.lane_index = {lane: i for i, lane in enumerate(g.lanes)}
-        self.row_index = {}
-        for lane in g.lanes:
-            self.row_index.setdefault(_row_of(lane), len(self.row_index))
         parameters = [v for v in g.order if not isinstance(v, Op) and is_parameter(v)]
         for k, leaf in enumerate(parameters):
             self.colors[leaf] = PALETTE[k % len(PALETTE)]
@@ -616,18 +608,18 @@ class _Figure:
             if parent in self.node_of:
                 self._add_edge(self.node_of[parent], head)
         else:
-            self._from_source(parent, head, t, consumer)
+            self._from_source(parent, head, t)
 
-    def _from_source(self, source, head, t, consumer=None):
+    def _from_source(self, source, head, t):
         """An edge into a step from what it reads outside the steps: a weight (its use
         at t), row t of an op on every step at once (what that row is made of), an
         input sequence (its x<t>)."""
         g = self.graph
         if isinstance(source, Op) and (source in g.parallel or g._fixed(source)):
             for s in g.sources(source, t):
-                self._from_source(s, head, t, consumer)
+                self._from_source(s, head, t)
         elif not isinstance(source, Op) and is_parameter(source):
-            self._use(source, head, t, consumer)
+            self._use(source, head, t)
         elif source in g.step:
             if source in self.node_of and source not in self.hidden:
                 self._add_edge(self.node_of[source], head, weight="2")
@@ -646,7 +638,7 @@ class _Figure:
         return self._node(f"x{self.index[leaf]}_{t}", table_label(rows, STYLES["input"]["border"]),
                           ("step", t), t, ("inputs",))
 
-    def _use(self, leaf, head, t, consumer=None):
+    def _use(self, leaf, head, t):
         """Step t uses weight W: an edge from W's row t (``once``) or W^(t) drawn in the
         step (``proxy``)."""
         self.uses[leaf].setdefault(t, [])
@@ -757,7 +749,6 @@ class _Figure:
     # -- DOT -------------------------------------------------------------------------------
     def _emit(self):
         self._use_edges()
-        g = self.graph
         graphviz = require_graphviz()
         dot = graphviz.Digraph("unrolled")
         # at most 2,000 px on the longer side at 96 dpi: dot scales a larger figure down
@@ -810,7 +801,6 @@ class _Figure:
                 self._add_edge(left, right, style="invis")
         for tail, head, attributes in self.edges:
             dot.edge(tail, head, **attributes)
-        del g
         return dot
 
 
