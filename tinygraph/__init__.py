@@ -22,7 +22,7 @@ from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_li
 from .anomaly import AnomalyError, detect_anomaly
 from . import accel
 from .accel import scan, unrolled
-from .ops import linear, matmul  # as the accelerator registered them: accel/rowsum.py
+from .ops import linear, log_softmax, matmul  # as accel/ registered them (rowsum.py, inplace.py)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .derivatives import grad, hvp, jvp, vjp
 from .checkpointing import checkpoint
