@@ -1,35 +1,45 @@
-"""Cross-check against PyTorch: the same weights in torch.nn.RNN and rnn.RNN give the
-same outputs and the same gradients (float64, so the differences are rounding only).
+# %% [markdown]
+# # 12 · Cross-check against PyTorch
+#
+# The same weights in `torch.nn.RNN` and `rnn.RNN` give the same outputs and the same
+# gradients (float64, so the differences are rounding only).
+#
+# The names map by a rename, no transpose: `weight_ih_l0` -> `l0.W_ax` (the notes'
+# `W_ax`, hidden x input), `weight_hh_l0` -> `l0.W_aa`, `bias_ih_l0` -> `l0.b_ax`,
+# `bias_hh_l0` -> `l0.b_aa`, and `*_reverse` for the backward direction. PyTorch keeps
+# two bias vectors where the notes have one: `b_a = bias_ih + bias_hh`, which the last
+# check uses to load `torch.nn.RNN` + `nn.Linear` into the notes' `ElmanRNN`.
+#
+# Without torch the lesson says so and skips the checks (`pip install -e '.[torch]'`).
 
-The names map by a rename, no transpose: weight_ih_l0 -> l0.W_ax (the notes' W_ax,
-hidden x input), weight_hh_l0 -> l0.W_aa, bias_ih_l0 -> l0.b_ax, bias_hh_l0 -> l0.b_aa,
-and *_reverse for the backward direction. PyTorch keeps two bias vectors where the
-notes have one: b_a = bias_ih + bias_hh, which the last check uses to load
-torch.nn.RNN + nn.Linear into the notes' ElmanRNN.
-
-Skips, with a message, when torch is not installed (pip install -e '.[torch]').
-"""
+# %%
 import numpy as np
 
 import rnn
 import tinygraph as tg
-from _common import setup
+from _notebook import setup
 
-
-def main():
-    setup(__doc__)
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: skipping the cross-check "
-              "(pip install -e '.[torch]' to run it)")
-        return
+setup("Cross-check against PyTorch: the same weights in torch.nn.RNN and rnn.RNN give "
+      "the same outputs and gradients.")
+try:
+    import torch
     torch.manual_seed(0)
-    T, B, m, n = 7, 3, 5, 6
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, m))
-    grad_out = rng.standard_normal((T, B, 2 * n))     # L = sum(output * grad_out)
+except ImportError:
+    torch = None
+    print("torch is not installed: skipping the cross-check "
+          "(pip install -e '.[torch]' to run it)")
 
+# %% [markdown]
+# Two-layer bidirectional RNN, LSTM and GRU: load torch's `state_dict`, run both on the
+# same input, and backpropagate `L = sum(output * grad_out)` through both.
+
+# %%
+T, B, m, n = 7, 3, 5, 6
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, m))
+grad_out = rng.standard_normal((T, B, 2 * n))     # L = sum(output * grad_out)
+
+if torch is not None:
     for kind in ("RNN", "LSTM", "GRU"):
         reference = getattr(torch.nn, kind)(m, n, num_layers=2, bidirectional=True).double()
         ours = getattr(rnn, kind)(m, n, num_layers=2, bidirectional=True)
@@ -52,6 +62,11 @@ def main():
               f"{input_error:.1e}")
         assert max(output_error, weight_error, input_error) < 1e-10
 
+# %% [markdown]
+# The notes' `ElmanRNN` from `torch.nn.RNN` + `nn.Linear`, with `b_a = bias_ih + bias_hh`.
+
+# %%
+if torch is not None:
     layer, head = torch.nn.RNN(m, n).double(), torch.nn.Linear(n, 4).double()
     model = rnn.ElmanRNN(m, n, 4)
     sd = {k: v.detach().numpy() for k, v in layer.state_dict().items()}
@@ -67,7 +82,3 @@ def main():
           f"{error:.1e}; parameters {model.num_parameters()} vs "
           f"{sum(p.numel() for p in (*layer.parameters(), *head.parameters()))}")
     assert error < 1e-12
-
-
-if __name__ == "__main__":
-    main()
