@@ -1,26 +1,35 @@
-"""A small convolutional network on real data: scikit-learn's 8x8 handwritten digits.
+# %% [markdown]
+# # 14 · A small convolutional network on real data
+#
+# scikit-learn's 8x8 handwritten digits:
+#
+#     x (N, 1, 8, 8) -> conv 3x3, 8 channels -> relu -> max-pool 2x2   (N, 8, 4, 4)
+#                    -> conv 3x3, 16 channels -> relu -> max-pool 2x2  (N, 16, 2, 2)
+#                    -> flatten (N, 64) -> linear -> logits (N, 10)
+#     L = cross-entropy(logits, digit), minimised with Adam on mini-batches
+#
+# Written as it would be in PyTorch (`nn.Conv2d`, `nn.MaxPool2d`, `nn.Flatten`,
+# `nn.CrossEntropyLoss`, `tg.from_numpy`). Each convolution is pad, unfold (im2col: every
+# 3x3 window as a row) and one matmul with the weight, so its gradient comes from those
+# ops. The 1,797 digits are split 80/20 with a fixed seed; the test accuracy is printed.
+# Needs scikit-learn for the data: `pip install scikit-learn` (or
+# `pip install -e '.[examples]'`).
 
-    x (N, 1, 8, 8) -> conv 3x3, 8 channels -> relu -> max-pool 2x2   (N, 8, 4, 4)
-                   -> conv 3x3, 16 channels -> relu -> max-pool 2x2  (N, 16, 2, 2)
-                   -> flatten (N, 64) -> linear -> logits (N, 10)
-    L = cross-entropy(logits, digit), minimised with Adam on mini-batches
-
-Written as it would be in PyTorch (nn.Conv2d, nn.MaxPool2d, nn.Flatten,
-nn.CrossEntropyLoss, tg.from_numpy). Each convolution is pad, unfold (im2col: every
-3x3 window as a row) and one matmul with the weight, so its gradient comes from those
-ops. The 1,797 digits are split 80/20 with a fixed seed; the test accuracy is printed.
-Needs scikit-learn for the data: ``pip install scikit-learn`` (or ``pip install -e
-'.[examples]'``).
-"""
-import sys
-
+# %%
 import numpy as np
 
 import tinygraph as tg
-from _common import setup
+from _notebook import setup
 from tinygraph import nn, optim
 
+_, quick = setup("A small convolutional network on real data: scikit-learn's 8x8 "
+                 "handwritten digits.")
 
+
+# %% [markdown]
+# The data, or a message saying how to get it.
+
+# %%
 def load_digits_or_explain():
     """(images (N, 1, 8, 8) scaled to [0, 1], labels (N,)), or None without scikit-learn."""
     try:
@@ -31,6 +40,16 @@ def load_digits_or_explain():
     return (digits.images[:, None] / 16.0).astype(np.float64), digits.target
 
 
+data = load_digits_or_explain()
+if data is None:
+    print("this example needs scikit-learn for its data: pip install scikit-learn "
+          "(or pip install -e '.[examples]')")
+
+
+# %% [markdown]
+# The network, as an `nn.Sequential`, and its accuracy on a set of digits.
+
+# %%
 def cnn():
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -43,13 +62,11 @@ def accuracy(model, images, labels):
         return (model(tg.from_numpy(images)).argmax(dim=1).data == labels).mean()
 
 
-def main():
-    _, quick = setup(__doc__)
-    data = load_digits_or_explain()
-    if data is None:
-        print("this example needs scikit-learn for its data: pip install scikit-learn "
-              "(or pip install -e '.[examples]')")
-        return 0
+# %% [markdown]
+# Training on 80% of the digits, in mini-batches of 64; the other 20% it never sees.
+
+# %%
+if data is not None:
     images, labels = data
     order = np.random.default_rng(0).permutation(len(labels))
     test, train = order[:len(order) // 5], order[len(order) // 5:]
@@ -74,8 +91,3 @@ def main():
     final = accuracy(model, images[test], labels[test])
     print(f"test accuracy: {final:.4f} on {len(test)} digits the network never saw "
           f"(chance: 10%)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
