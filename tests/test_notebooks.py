@@ -39,10 +39,10 @@ def number(path):
     return path.name[:2]
 
 
-def execute(path, out):
+def execute(path, out, env_changes=()):
     """The lesson as a notebook, executed in a fresh python3 kernel whose working folder
-    is ``out``'s parent and which imports this checkout's packages; a last cell, added
-    here, prints where tinygraph and rnn came from."""
+    is ``out``'s parent and which imports this checkout's packages (and sees
+    ``env_changes``); a last cell, added here, prints where tinygraph and rnn came from."""
     notebook = jupytext.read(path)
     notebook.cells.append(jupytext.reads(f"# %%\n{WHERE}\n", "py:percent").cells[0])
     paths = [str(ROOT), str(ROOT / "examples"), os.environ.get("PYTHONPATH")]
@@ -51,6 +51,8 @@ def execute(path, out):
         env.setenv("PYTHONDONTWRITEBYTECODE", "1")   # nothing written into the repo
         env.setenv("EXAMPLES_QUICK", "1")
         env.setenv("EXAMPLES_OUT", str(out))
+        for name, value in dict(env_changes).items():
+            env.setenv(name, value)
         client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                          resources={"metadata": {"path": str(out.parent)}})
         client.execute()   # a cell's error raises here, with its traceback
@@ -99,7 +101,7 @@ def explorer_document(page):
 
 def script_output(path, out):
     env = {**os.environ, "EXAMPLES_QUICK": "1", "EXAMPLES_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                        os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
@@ -160,10 +162,22 @@ def test_a_lesson_that_draws_shows_its_figures_inline_as_svg_and_writes_them(pat
     assert list(out.glob(f"{number(path)}_*.dot")) + list(out.glob(f"{number(path)}_*.svg"))
     svgs = shown(notebook, "image/svg+xml")
     assert all("<svg" in svg for svg in svgs)
-    if shutil.which("dot"):
-        assert svgs
+    if shutil.which("dot"):   # each figure written is the one shown
+        written = [f.read_text(encoding="utf-8") for f in out.glob(f"{number(path)}_*.svg")]
+        assert written and all(svg in svgs for svg in written)
     else:  # a Graphviz figure shows its DOT source and the hint instead (a chart, its SVG)
-        assert svgs or any("install Graphviz" in md for md in shown(notebook, "text/markdown"))
+        hints = [md for md in shown(notebook, "text/markdown") if "install graphviz" in md.lower()]
+        assert svgs or hints
+
+
+def test_without_graphviz_a_lessons_figure_shows_its_dot_source_and_how_to_install(tmp_path):
+    path = next(p for p in DRAWING if number(p) != "13")   # 13 draws its chart itself
+    python_only = str(pathlib.Path(sys.executable).parent)
+    notebook = execute(path, tmp_path / "out", {"PATH": python_only})
+    assert not shown(notebook, "image/svg+xml")
+    (markdown,) = shown(notebook, "text/markdown")
+    assert "install graphviz" in markdown.lower() and "digraph" in markdown
+    assert list((tmp_path / "out").glob("*.dot")) and not list((tmp_path / "out").glob("*.svg"))
 
 
 EXPLORING = [p for p in LESSONS if number(p) in EXPLORED]
