@@ -5,12 +5,13 @@
     rnn train --resume runs/parity-gru.npz --steps 500      # its task and model, 500 more
     rnn sample --prefix "A graph" --length 300 --temperature 0.7
     rnn draw --model elman --steps 4 --grads --out docs/unrolled.svg
+    rnn explore --model lstm --steps 6 --out explore.html
     rnn params --input 10 --hidden 20 --output 5
 
 This module parses the arguments, checks every path and file a command will read or
 write before any work starts, and wires together ``rnn.data`` (the tasks),
 ``rnn.models`` (the models), ``rnn.training`` (the loop and the checkpoints) and
-``rnn.viz`` (the figures).
+``rnn.viz`` (the figures and the explorer page).
 
 Every command returns an exit status: 0 on success; 2 for a bad argument, path or
 file (one line on stderr naming the problem and the fix, never a traceback), also when
@@ -35,6 +36,7 @@ from . import data, training, viz
 from .counting import conventions, count_parameters
 from .models import MODELS, build_model, describe, generate_text
 from .training import UsageError, check_writable, read_checkpoint
+from .viz.explore import RADII
 
 OPTIMIZERS = ("adagrad", "adam", "sgd")
 DRAW_FORMATS = ("svg", "png", "pdf", "dot")
@@ -312,14 +314,9 @@ def draw_trained(model, task, path, rng):
     return write_figure(traced_figure(model, xs, loss_fn=loss_fn), path)
 
 
-def draw(args):
-    path = pathlib.Path(args.out)
-    if path.suffix.lstrip(".") not in DRAW_FORMATS:
-        raise UsageError(f"--out {path} must end in one of "
-                         + ", ".join(f".{f}" for f in DRAW_FORMATS))
-    check_elman_shape(args)
-    for written in (path, path.with_suffix(".dot")):
-        check_writable(written, "--out", "unrolled.svg")
+def drawn_model(args):
+    """(config, model, xs, targets) of draw's and explore's options: the model seeded
+    with --seed, T = --steps one-hot inputs and random classes, B = --batch."""
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     config = {"model": args.model, "input_size": args.input, "hidden": args.hidden,
@@ -328,6 +325,18 @@ def draw(args):
     model = build_model(config)
     xs = data.one_hot(rng.integers(0, args.input, size=(args.steps, args.batch)), args.input)
     targets = rng.integers(0, args.output, size=(args.steps, args.batch))
+    return config, model, xs, targets
+
+
+def draw(args):
+    path = pathlib.Path(args.out)
+    if path.suffix.lstrip(".") not in DRAW_FORMATS:
+        raise UsageError(f"--out {path} must end in one of "
+                         + ", ".join(f".{f}" for f in DRAW_FORMATS))
+    check_elman_shape(args)
+    for written in (path, path.with_suffix(".dot")):
+        check_writable(written, "--out", "unrolled.svg")
+    config, model, xs, targets = drawn_model(args)
     if args.grads:
         digraph = traced_figure(model, xs, targets, detail=args.detail, layout=args.layout)
     else:
@@ -336,6 +345,28 @@ def draw(args):
     print(f"{describe(config)} unrolled over T = {args.steps} steps"
           + (", after one backward pass" if args.grads else "") + f": {message}")
     return status
+
+
+# ---- explore ------------------------------------------------------------------------------
+def explore(args):
+    path = pathlib.Path(args.out)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--out {path} must end in .html: the explorer is one web page")
+    check_elman_shape(args)
+    check_writable(path, "--out", "explore.html")
+    config, model, xs, targets = drawn_model(args)
+    run = viz.trace(model, xs, targets)
+    run.loss.name = "L"
+    try:
+        viz.explore(run, path, radii=args.radii)
+    except OSError as err:
+        raise UsageError(f"cannot write the page {err.filename or path}: "
+                         f"{training.why(err)}; choose a folder you can write to") from None
+    radii = ", ".join(f"{r:g}" for r in args.radii)
+    print(f"{describe(config)} unrolled over T = {args.steps} steps, its backward pass"
+          + (f" and the runs with W_aa at spectral radius {radii}" if args.radii else "")
+          + f": {path}")
+    return 0
 
 
 # ---- params -------------------------------------------------------------------------------
@@ -412,8 +443,9 @@ def add_model_arguments(parser, hidden):
 
 def make_parser():
     parser = Parser(prog="rnn", description="Recurrent networks on tinygraph: train, "
-                    "sample, draw the unrolled graph, count parameters. With no command: "
-                    "train a character model on the built-in text (about a minute).")
+                    "sample, draw the unrolled graph, explore its backward pass, count "
+                    "parameters. With no command: train a character model on the built-in "
+                    "text (about a minute).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train_parser = commands.add_parser(
@@ -502,6 +534,29 @@ def make_parser():
                              help="the figure: .svg, .png, .pdf or .dot; the DOT source "
                                   "is written beside it (default: unrolled.svg)")
 
+    explore_parser = commands.add_parser(
+        "explore", help="write the interactive page of a model's backward pass",
+        description="Write one self-contained HTML page that steps through the backward "
+                    "pass of a model unrolled over T steps: each weight's sum over time, "
+                    "the gradient through time, a slider over the spectral radius of "
+                    "W_aa, and how strongly each input moves each step's loss.")
+    add_model_arguments(explore_parser, hidden=4)
+    explore_parser.add_argument("--input", type=positive_int, default=3,
+                                help="input size m (default: 3)")
+    explore_parser.add_argument("--output", type=positive_int, default=3,
+                                help="output size p (default: 3)")
+    explore_parser.add_argument("--steps", type=positive_int, default=4,
+                                help="time steps T (default: 4)")
+    explore_parser.add_argument("--batch", type=positive_int, default=1)
+    explore_parser.add_argument("--radii", type=nonnegative_float, nargs="*",
+                                default=list(RADII), metavar="RHO",
+                                help="spectral radii of W_aa for the page's slider, "
+                                     "besides the model's own (default: 0.5 0.75 1 1.25 "
+                                     "1.5; none: just the model)")
+    explore_parser.add_argument("--seed", type=nonnegative_int, default=0)
+    explore_parser.add_argument("--out", default="explore.html",
+                                help="the page (default: explore.html)")
+
     params_parser = commands.add_parser(
         "params", help="the parameter table for given sizes",
         description="Shapes and counts of every parameter, as the notes count them, "
@@ -518,7 +573,8 @@ def make_parser():
     return parser
 
 
-COMMANDS = {"train": train, "sample": sample, "draw": draw, "params": params}
+COMMANDS = {"train": train, "sample": sample, "draw": draw, "explore": explore,
+            "params": params}
 
 
 def main(argv=None):
@@ -538,7 +594,8 @@ def main(argv=None):
         return 2
     except MemoryError:
         sizes = {"train": "--hidden, --layers, --batch or --seq-len",
-                 "draw": "--hidden, --input, --output, --layers, --steps or --batch"}
+                 "draw": "--hidden, --input, --output, --layers, --steps or --batch",
+                 "explore": "--hidden, --input, --output, --layers, --steps or --batch"}
         print(f"rnn {args.command}: error: not enough memory for the sizes given: choose "
               f"a smaller {sizes.get(args.command, '--length')}", file=sys.stderr)
         return 2

@@ -38,7 +38,8 @@ renders whatever the document holds::
                           "sends": [[parent id, summary or null], ...]}],  # engine order
                "sums": [{"leaf": node id, "start": summary or null,  # .grad before
                          "after": [[step, summary], ...]}]}],  # after that step
-     "panels": [{"kind": "table" | "strip", "title", ...}]}
+     "panels": [{"kind": "table" | "strip" | "grid", "title", ...}],
+     "start": the run shown when the page opens (optional; 0)}
 
 A summary is ``{"shape", "norm", "min", "max", "heat"?, "rows"?}``; ``heat`` holds
 the values (row-major, ``rows`` rows of the last axis, at most 32 x 32) of arrays small
@@ -56,8 +57,10 @@ under the graph and fills in as the steps pass (``"table"``: rows of cells, each
 Σ_t dL/dW^(t) table, ``{"kind": "table", "title", "columns", "rows": [{"label",
 "cells": [[step, value], ...]}]}``; ``"strip"``: bars on a log scale, one per entry of
 ``"values": [[step, value], ...]`` with ``"labels"``, each drawn once its step is
-reached: ‖dL/da<t>‖ for t = 1..T), its own ``direction`` ("LR": time left to right) and
-its own ``fold``. A panel may hold, under ``"runs"``, one dict per run whose keys
+reached: ‖dL/da<t>‖ for t = 1..T; ``"grid"``: ``"values"``, rows of numbers under
+``"rows"`` and ``"columns"`` labels, coloured on a log scale and shown from the start:
+the connectivity ‖∂L<t>/∂x<s>‖), its own ``direction`` ("LR": time left to right),
+its own ``fold`` and the run it opens on (``start``). A panel may hold, under ``"runs"``, one dict per run whose keys
 replace the panel's own while that run is shown. A new kind of panel is one function in
 the page's ``PANELS``.
 """
@@ -276,7 +279,7 @@ def summary(array, digits=DISPLAY_DIGITS):
         return {"shape": list(array.shape), "norm": 0.0, "min": None, "max": None}
     rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
     heat = rows.shape[0] <= HEAT_MAX and rows.shape[1] <= HEAT_MAX  # (N-d: rows of the last axis)
-    numbers = _rounded(np.concatenate([[np.linalg.norm(array), array.min(), array.max()],
+    numbers = rounded(np.concatenate([[np.linalg.norm(array), array.min(), array.max()],
                                        rows.ravel() if heat else []]), digits)
     out = {"shape": list(array.shape), "norm": numbers[0], "min": numbers[1],
            "max": numbers[2]}
@@ -285,7 +288,7 @@ def summary(array, digits=DISPLAY_DIGITS):
     return out
 
 
-def _rounded(values, digits):
+def rounded(values, digits):
     """The entries of a 1-D array at ``digits`` significant digits, as a list; inf and
     nan as "Infinity", "-Infinity", "NaN" (JSON has no such numbers; the page reads
     the strings back with Number()). The sums' digits are Python's own formatting

@@ -134,6 +134,7 @@ class Trace:
         self.calls = {}  # node -> (input tensors, options) of the forward pass
         self.model, self.loss, self.outputs = model, loss, outputs
         self.contributions = contributions
+        self.inputs = None  # what trace() ran the model on
 
     def names(self):
         """{id(parameter): name}: its dotted name in the model, else its own name, else
@@ -198,7 +199,7 @@ def _tensors(output):
     return [t for part in output for t in _tensors(part)]
 
 
-def trace(model, xs, targets=None, loss_fn=None, a0=None):
+def trace(model, xs, targets=None, loss_fn=None, a0=None, backward=None):
     """Run ``model(xs, a0)`` forward, keep dL/da<t> for every state, and run backward
     recording each step's gradient contribution to every parameter.
 
@@ -208,8 +209,12 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     targets: integer classes (T, B) for the summed cross-entropy of the output,
         or floats of the output's shape for the summed squared error; or
     loss_fn: ``loss_fn(output) -> scalar tensor``. Neither: L = output.sum().
+    backward: a function run on the loss in place of ``loss.backward()`` (the
+        explorer passes its own, which writes down the pass as it runs it).
     The parameters' old gradients are cleared first, so that afterwards each
-    ``.grad`` is exactly the sum of the recorded contributions.
+    ``.grad`` is exactly the sum of the recorded contributions. The run keeps what
+    it was given in ``run.inputs`` (xs, targets, loss_fn, a0), so that it can be run
+    again (``rnn.viz.explore`` does).
     """
     xs = _as_input(xs)
     with tg.unrolled(), tg.engine.observing(_Outputs()) as outputs:
@@ -219,6 +224,7 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
     if loss.size != 1:
         raise tg.ShapeError(f"trace: the loss must be a scalar, got shape {loss.shape}")
     run = Trace([loss], model, loss, output)
+    run.inputs = {"xs": xs, "targets": targets, "loss_fn": loss_fn, "a0": a0}
     run.states = []  # the state tensors, kept alive with their gradients
     for states in run.graph.states.values():
         for state in states:
@@ -236,7 +242,7 @@ def trace(model, xs, targets=None, loss_fn=None, a0=None):
         if not isinstance(vertex, Op):
             vertex.grad = None
     with tg.record_contributions() as recorded:
-        loss.backward()
+        loss.backward() if backward is None else backward(loss)
     run.contributions = recorded
     return run
 
