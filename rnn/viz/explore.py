@@ -103,7 +103,7 @@ def document(run, radii=RADII, title=None):
     steps = [g["id"] for g in groups if _TIME_LABEL.match(g["label"])
              and not any(_TIME_LABEL.match(groups[a]["label"]) for a in _above(g, groups))]
     doc["fold"] = steps if len(doc["nodes"]) > FOLD_ABOVE else []
-    doc["panels"] = _panels([r for _, _, r in runs])
+    doc["panels"] = _panels([r for _, _, r in runs], doc["start"])
     return doc
 
 
@@ -223,16 +223,17 @@ def _strips(r, T):
             for series, values in norms.items()}
 
 
-def _panels(runs):
-    """The panels, each with one dict per run ("runs") replacing its numbers."""
-    first = runs[0]
+def _panels(runs, start):
+    """The panels, each with one dict per run ("runs") replacing its numbers, and
+    those of run ``start`` as its own."""
+    first = runs[start]
     T = max(first["trace"].graph.times, default=0)
     arrivals = [_arrivals(r) for r in runs]
     panels = []
     for series in first["gradients"].state_norms:
         per_run = [_strips(r, T)[series] for r in runs]
         panels.append({"kind": "strip", "title": f"‖dL/d{series}‖, t = 1..{T} (log scale)",
-                       **per_run[0], "runs": per_run})
+                       **per_run[start], "runs": per_run})
     labels = (["L"] if first["trace"].inputs["loss_fn"] is not None else
               [f"L<{t}>" for t in range(1, first["connectivity"].shape[0] + 1)])
     panels.append({"kind": "grid", "title": "connectivity ‖∂L<t>/∂x<s>‖ (rows t, "
@@ -252,5 +253,5 @@ def _panels(runs):
                        + (f" (norm and the first {ENTRIES} of {size:,} entries)"
                           if size > ENTRIES else ""),
                        "columns": ["‖·‖", *_entry_names(name, total.shape)],
-                       **per_run[0], "runs": per_run})
+                       **per_run[start], "runs": per_run})
     return panels
