@@ -358,7 +358,8 @@ def explore(args):
     run = viz.trace(model, xs, targets)
     run.loss.name = "L"
     try:
-        viz.explore(run, path, radii=args.radii)
+        viz.explore(run, path, radii=args.radii, title=f"{describe(config)}: backward "
+                                                        f"through T = {args.steps} steps")
     except OSError as err:
         raise UsageError(f"cannot write the page {err.filename or path}: "
                          f"{training.why(err)}; choose a folder you can write to") from None
