@@ -677,6 +677,7 @@ class Scatter:
     place: the engine owns them), and ``evaluate()`` makes the array.
     """
 
+    __slots__ = ("shape", "dtype", "pieces")
     __array_ufunc__ = None  # so that ndarray + Scatter comes to __radd__
 
     def __init__(self, shape, dtype, index, g):
@@ -684,7 +685,8 @@ class Scatter:
 
     def __add__(self, other):
         if isinstance(other, Scatter) and other.shape == self.shape:
-            self.dtype = np.result_type(self.dtype, other.dtype)
+            if other.dtype != self.dtype:
+                self.dtype = np.result_type(self.dtype, other.dtype)
             self.pieces += other.pieces
             return self
         return self.evaluate() + other
@@ -695,7 +697,7 @@ class Scatter:
     def evaluate(self):
         grad = np.zeros(self.shape, dtype=self.dtype)
         for index, g in self.pieces:
-            if _may_repeat(index):  # an integer array may select a place twice
+            if type(index) is not int and _may_repeat(index):  # (x[t]: one place each)
                 np.add.at(grad, index, g)
             else:
                 grad[index] += g
@@ -909,7 +911,7 @@ def as_tensor(x, like=None):
     if isinstance(x, (int, float, bool)):
         kind = getattr(like, "dtype", None)
         array = np.asarray(x, dtype=kind if kind is not None and kind.kind == "f" else None)
-        array.setflags(write=False)
+        array.setflags(False)  # (write=False)
         return Tensor._wrap(array)
     return Tensor._wrap(np.asarray(x))
 
@@ -939,6 +941,27 @@ def numpy_names(options, name):
                                 f"(the same option in PyTorch's and NumPy's words); pass one")
             options[numpy_name] = options.pop(torch_name)
     return options
+
+
+def _plain(apply, n_inputs):
+    """The function of an op with 1, 2 or 3 inputs and no options: f(x), f(a, b) or
+    f(x, W, b=None). A plain signature, because CPython 3.11 calls such a function
+    inline and a ``*args`` one not: on a tiny op that is 2% (benchmarks/README.md)."""
+    def one(x):
+        return apply(x) if isinstance(x, Tensor) else apply(*_tensors([x]))
+
+    def two(a, b):
+        if isinstance(a, Tensor) and isinstance(b, Tensor):
+            return apply(a, b)
+        return apply(*_tensors([a, b]))
+
+    def three(x, W, b=None):  # (a trailing input left None is dropped: linear's bias)
+        if b is None:
+            return two(x, W)
+        if isinstance(x, Tensor) and isinstance(W, Tensor) and isinstance(b, Tensor):
+            return apply(x, W, b)
+        return apply(*_tensors([x, W, b]))
+    return (one, two, three)[n_inputs - 1]
 
 
 def register(cls, *methods, reflected=()):
@@ -971,23 +994,16 @@ def register(cls, *methods, reflected=()):
         return inputs, options
 
     adapter, apply = getattr(cls, "arguments", None), cls.apply
-    simple = not variadic and adapter is None
 
     def function(*args, **options):
-        # The common cases, one or two tensors, called directly (no packing: a call with
-        # *args costs CPython 3.11 more than the rest of the wrapper).
-        if simple and not options and len(args) <= n_inputs:
-            if len(args) == 1 and isinstance(args[0], Tensor):
-                return apply(args[0])
-            if len(args) == 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
-                return apply(args[0], args[1])
-            if len(args) == 3 and all(isinstance(x, Tensor) for x in args):  # linear's
-                return apply(*args)
         if options:
             numpy_names(options, name)
         inputs, options = arguments(args, options) if adapter is None else adapter(
             *args, **options)
         return apply(*_tensors(inputs), **options)
+
+    if not variadic and adapter is None and not option_names:  # +, *, @, tanh, linear
+        function = _plain(apply, n_inputs)
 
     def call(*args, **options):
         inputs, options = arguments(args, options)
