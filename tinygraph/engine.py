@@ -71,18 +71,19 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
-class scope(using):
+class scope(ContextDecorator):
     """Tag every node created inside the block with ``label``: a node's ``scope`` is the
     tuple of labels from the outermost block in. The engine gives labels no meaning;
     drawings group nodes by them (an RNN marks each time step this way)."""
 
     def __init__(self, label):
-        super().__init__(Mode, scope=None)
-        self.label = label
+        self.label, self.outer = label, []
 
-    def __enter__(self):
-        self.values["scope"] = Mode.scope + (self.label,)
-        super().__enter__()
+    def __enter__(self):  # (not a ``using``: an unroll enters one scope per time step)
+        self.outer.append(Mode.scope)
+        Mode.scope += (self.label,)
+
+    def __exit__(self, *exception): Mode.scope = self.outer.pop()
 
 
 observers = []  # objects with forward(op, inputs, options, out) and backward(node, grads)
@@ -164,15 +165,15 @@ class Op:
             observer.forward(op, inputs, options, out)
         if not recorded:
             return out
-        data.setflags(write=False)  # a write into a saved array would corrupt backward
+        data.setflags(False)  # (write=False) a write into a saved array would corrupt backward
         op.parents, op.needs_grad, n = tuple(parents), tuple(needs_grad), cls.saves_inputs
         kept_out = data if cls.saves_output else None  # (Op.keep's rule, inlined where it
         op.saved = ((kept_out, *arrays) if n is True else (kept_out,) + (None,) * len(arrays)
                     if n is False else cls.keep(data, arrays))  # is cheap: a call costs more)
         op.versions, op.holds = (tuple(versions) if n else None), ()
-        for t, kept in zip(inputs, op.saved[1:]) if n else ():
-            if kept is not None and t._node is None:  # a leaf's: read-only while kept
-                op.holds += hold(kept)
+        for t in () if n is False else inputs if n is True else inputs[:n]:  # (those kept)
+            if t._node is None:  # a leaf's array: read-only while kept
+                op.holds += hold(t._data)
         op.assignments, op.scope = Tensor.assignments, Mode.scope
         op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
@@ -183,8 +184,7 @@ class Op:
         n = len(arrays) if cls.saves_inputs is True else cls.saves_inputs
         return (out if cls.saves_output else None, *arrays[:n]) + (None,) * (len(arrays) - n)
 
-    def __repr__(self):
-        return f"<{self.name} node>"
+    def __repr__(self): return f"<{self.name} node>"
 
 
 _holds = {}  # id(array) -> a weak reference to its _Hold, which keeps the array alive
@@ -299,8 +299,10 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                 g = _arrived(node, g, create_graph)
             if wanted and node in wanted:
                 found[node] = g
-            parent_grads = node.backward(g, *(_as_tensors(node) if create_graph
-                                              else node.saved))
+            saved = _as_tensors(node) if create_graph else node.saved
+            parent_grads = (node.backward(g, saved[0], saved[1]) if len(saved) == 2 else  # (a
+                            node.backward(g, saved[0], saved[1], saved[2]) if len(saved) == 3
+                            else node.backward(g, *saved))  # call with * costs a tiny op 2%)
             if type(parent_grads) is not tuple:
                 parent_grads = (parent_grads,)
             for observer in observers:

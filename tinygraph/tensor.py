@@ -79,8 +79,7 @@ class Tensor:
     dtype = property(lambda self: self._data.dtype)
     size = property(lambda self: self._data.size)
 
-    def __len__(self):
-        return len(self._data)
+    def __len__(self): return len(self._data)
 
     def item(self):
         """The single element as a Python number."""
