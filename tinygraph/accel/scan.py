@@ -504,13 +504,15 @@ class Scan(Op):
                     continue
                 if type(grad) is not np.ndarray:
                     grad = grad.evaluate()
-                op, saved = entry
-                input_grads = op.backward(grad, *saved)
+                op, saved = entry  # (a call with * costs more than the rest of a step)
+                input_grads = (op.backward(grad, saved[0], saved[1]) if len(saved) == 2 else
+                               op.backward(grad, saved[0], saved[1], saved[2])
+                               if len(saved) == 3 else op.backward(grad, *saved))
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 for s, input_grad in zip(slots_of[j], input_grads):
                     if input_grad is not None:
-                        if op.broadcasts:
+                        if op.broadcasts and input_grad.shape != shapes[s]:
                             input_grad = engine.unbroadcast(input_grad, shapes[s], op)
                         previous = grads[s]
                         grads[s] = input_grad if previous is None else accumulate(
@@ -523,8 +525,10 @@ class Scan(Op):
                 grad = grads[k + i]
                 if grad is not None and needs[k + i]:
                     grad = grad if type(grad) is np.ndarray else grad.evaluate()
-                    piece = Scatter(self.xs_meta[i][0], self.xs_meta[i][1], t, grad)
-                    g_xs[i] = piece if g_xs[i] is None else accumulate(g_xs[i], piece)
+                    if g_xs[i] is None:
+                        g_xs[i] = Scatter(self.xs_meta[i][0], self.xs_meta[i][1], t, grad)
+                    else:  # (what Scatter's + does, without an operator call per step)
+                        g_xs[i].pieces.append((t, grad))
             for e in range(len(g_externals)):
                 grad = grads[k + m + e]
                 if grad is not None and needs[k + m + e]:
