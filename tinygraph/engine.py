@@ -19,6 +19,7 @@ of what each node's backward sends (anomaly mode, record_contributions, scan's t
 """
 import weakref
 from contextlib import ContextDecorator, contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -26,10 +27,10 @@ from .tensor import Tensor
 
 
 # ---- modes: process-wide settings, each changed only inside a with-block --------------
-class Mode:
-    """What ops read while they run; changed only by ``using`` (every mode is one)."""
-    grad_enabled, scope = True, ()  # no_grad() turns the first off; tg.scope labels
-    retain_graph = False  # during a backward: are the saved arrays kept? (scan reads it)
+# What ops read while they run; changed only by ``using`` (every mode is one). An object,
+# not a class: assigning a class attribute resets CPython's caches of the class.
+Mode = SimpleNamespace(grad_enabled=True, scope=(),  # no_grad() turns the first off
+                       retain_graph=False)  # during a backward: are saved arrays kept?
 
 
 class using(ContextDecorator):
@@ -40,14 +41,12 @@ class using(ContextDecorator):
         self.settings, self.values, self.outer = settings, values, []
 
     def __enter__(self):
-        previous = []  # (a plain loop: an unroll enters one scope per time step)
+        self.outer.append({name: getattr(self.settings, name) for name in self.values})
         for name, value in self.values.items():
-            previous.append((name, getattr(self.settings, name)))
             setattr(self.settings, name, value)
-        self.outer.append(previous)
 
     def __exit__(self, *exception):
-        for name, value in self.outer.pop():
+        for name, value in self.outer.pop().items():
             setattr(self.settings, name, value)
 
 
@@ -220,9 +219,8 @@ def hold(array):
 # ---- the backward walk ------------------------------------------------------------------
 def reachable(roots):
     """(op nodes, leaves that require grad) that ``roots`` (nodes or leaf tensors) depend
-    on, each node after all of its consumers: an iterative depth-first search, parents
-    in input order (the same order every run). Depth first keeps memory low: backward
-    uses each gradient soon after making it."""
+    on, each node after all of its consumers: an iterative depth-first search, parents in
+    input order. Depth first keeps memory low: backward uses each gradient soon after."""
     nodes, leaves, seen = [], [], set()
     for root in roots:
         if root in seen:  # (a root that an earlier one depends on is listed already)
@@ -315,7 +313,9 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
                         shape = parent.out_shape if isinstance(parent, Op) else parent._data.shape
                         if parent_grad.shape != shape:
                             parent_grad = unbroadcast(parent_grad, shape, node)
-                    pending[parent] = accumulate(pending.get(parent), parent_grad)  # fan-in
+                    total = pending.get(parent)  # the fan-in (a first arrival needs no call)
+                    pending[parent] = parent_grad if total is None else accumulate(
+                        total, parent_grad)
     found.update((leaf, _value(pending[leaf])) for leaf in leaves if leaf in pending)
     return found
 

@@ -82,7 +82,7 @@ class Linear(ops.Linear):
         if isinstance(g, Tensor):  # a recorded backward: the core's VJP
             return super().backward(g, out, x, W)
         g_rows = ops._rows(g)
-        gx = (g_rows @ W).reshape(x.shape) if self.needs_grad[0] else None
+        gx = ops._unrows(g_rows @ W, x.shape) if self.needs_grad[0] else None
         gW = RowSum(g_rows, ops._rows(x)) if self.needs_grad[1] else None
         return gx, gW, RowSum(g_rows) if self.bias_per_row else g
 
