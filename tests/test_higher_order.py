@@ -370,18 +370,16 @@ def random_like(shapes_, seed):
     return [rng.standard_normal(s) for s in shapes_]
 
 
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_matches_central_differences_of_the_first_gradient(name, data):
-    case = data.draw(CASES[name])
+def check_second_derivative_against_central_differences(case):
+    """The case's second derivative against central differences of its first gradient
+    (shared with test_ops_more.py's table)."""
     assert tg.gradgradcheck(case.ours, case.tg_inputs())
 
 
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
+def check_second_derivative_against_torch(case):
+    """The case's value, first gradient and second derivative against torch's
+    ``autograd.grad`` taken twice (shared with test_ops_more.py's table)."""
     pytest.importorskip("torch")
-    case = data.draw(CASES[name])
     ours, theirs = case.tg_inputs(), case.torch_inputs()
     out, expected = case.ours(*ours), case.theirs(*theirs)
     assert out.shape == tuple(expected.shape)
@@ -397,6 +395,18 @@ def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
     for g, g_t in zip(first + second, first_t + second_t):
         assert g.shape == tuple(g_t.shape)
         np.testing.assert_allclose(g.data, g_t.detach().numpy(), **TORCH_TOLERANCE)
+
+
+@pytest.mark.parametrize("name", CASES)
+@given(data=st.data())
+def test_second_derivative_matches_central_differences_of_the_first_gradient(name, data):
+    check_second_derivative_against_central_differences(data.draw(CASES[name]))
+
+
+@pytest.mark.parametrize("name", CASES)
+@given(data=st.data())
+def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
+    check_second_derivative_against_torch(data.draw(CASES[name]))
 
 
 def test_second_derivative_of_x_to_the_zero_is_zero_at_zero_as_in_torch():

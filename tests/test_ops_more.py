@@ -20,8 +20,10 @@ from hypothesis import given, strategies as st
 
 import tinygraph as tg
 from test_higher_order import (TORCH_TOLERANCE, Case, along_an_axis, any_shapes,
-                               elementwise_binary, from_numpy, random_like, reduction,
-                               second_order, shape_and_axis, squared, torch_dims, unary)
+                               check_second_derivative_against_central_differences,
+                               check_second_derivative_against_torch, elementwise_binary,
+                               random_like, reduction, shape_and_axis, squared, torch_dims,
+                               unary)
 from test_ops_gradients import (SEEDS, away_from_zero, broadcastable_shapes, check_backward,
                                 distinct, normal, positive, shapes)
 
@@ -233,28 +235,13 @@ def test_value_and_gradient_equal_torch(name, data):
 @pytest.mark.parametrize("name", CASES)
 @given(data=st.data())
 def test_second_derivative_matches_central_differences_of_the_first_gradient(name, data):
-    case = data.draw(CASES[name])
-    assert tg.gradgradcheck(case.ours, case.tg_inputs())
+    check_second_derivative_against_central_differences(data.draw(CASES[name]))
 
 
 @pytest.mark.parametrize("name", CASES)
 @given(data=st.data())
 def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
-    pytest.importorskip("torch")
-    case = data.draw(CASES[name])
-    ours, theirs = case.tg_inputs(), case.torch_inputs()
-    out, expected = case.ours(*ours), case.theirs(*theirs)
-    wanted = [i for i, f in enumerate(case.requires_grad()) if f]
-    v, *w = random_like([out.shape] + [case.arrays[i].shape for i in wanted], seed=7)
-    first, second = second_order(
-        tg.grad, [ours[i] for i in wanted], out, tg.tensor(v), [tg.tensor(a) for a in w],
-        lambda x: tg.tensor(np.zeros(x.shape)))
-    first_t, second_t = second_order(
-        torch.autograd.grad, [theirs[i] for i in wanted], expected, *from_numpy([v]),
-        from_numpy(w), torch.zeros_like)
-    for g, g_t in zip(first + second, first_t + second_t):
-        assert g.shape == tuple(g_t.shape)
-        np.testing.assert_allclose(g.data, g_t.detach().numpy(), **TORCH_TOLERANCE)
+    check_second_derivative_against_torch(data.draw(CASES[name]))
 
 
 # ---- where the derivative has a kink or a tie: as PyTorch -------------------------------
