@@ -291,8 +291,7 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
             g = pending.pop(node, None)
             if g is None:
                 continue
-            if type(g) is not np.ndarray:
-                g = _value(g)
+            g = g if type(g) is np.ndarray else _value(g)  # (a lazy sum, a NumPy scalar)
             if node.hooks or node.out_ref is not None:
                 g = _arrived(node, g, create_graph)
             if wanted and node in wanted:
@@ -301,8 +300,7 @@ def backprop(roots, root_grads, retain_graph, create_graph, caller, wanted=()):
             parent_grads = (node.backward(g, saved[0], saved[1]) if len(saved) == 2 else  # (a
                             node.backward(g, saved[0], saved[1], saved[2]) if len(saved) == 3
                             else node.backward(g, *saved))  # call with * costs a tiny op 2%)
-            if type(parent_grads) is not tuple:
-                parent_grads = (parent_grads,)
+            parent_grads = parent_grads if type(parent_grads) is tuple else (parent_grads,)
             for observer in observers:
                 observer.backward(node, parent_grads)
             if not retain_graph:
