@@ -212,14 +212,22 @@ class Program:
         self.n_inputs = n_carry + n_xs + len(externals)
         self.shapes = shapes  # of every slot's value (the same at every step)
         # For the replay: how each op gets its arguments from the slots (itemgetter
-        # returns a tuple for several slots, the value itself for one), and whether
-        # its backward will run (not if it needs no gradient).
+        # returns a tuple for several slots, the value itself for one), and what it
+        # keeps for its backward (None: that will not run, it needs no gradient).
         self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs_grad,
-                        True in needs_grad) for cls, slots, params, needs_grad in ops]
+                        _kept(cls, len(slots)) if True in needs_grad else None)
+                       for cls, slots, params, needs_grad in ops]
 
     def wiring(self):
         """Which op ran on which slots, and which slots the new carry is in."""
         return [(cls, slots) for cls, slots, _, _ in self.ops], self.outputs
+
+
+def _kept(cls, n_inputs):
+    """(the output kept?, how many inputs kept, the Nones after them): ``Op.keep``'s
+    layout for an op of ``cls``, worked out once per Program instead of at every step."""
+    k = n_inputs if cls.saves_inputs is True else int(cls.saves_inputs)
+    return cls.saves_output, k, (None,) * (n_inputs - k)
 
 
 def _trace(call, init_parts, xs_parts, reverse):
@@ -443,7 +451,7 @@ class Scan(Op):
                 env.append(x[t, ...])
             env += fixed
             tape = []
-            for cls, fetch, spread, params, needs_grad, keep in program.replay:
+            for cls, fetch, spread, params, needs_grad, kept in program.replay:
                 op = cls()
                 op.needs_grad = needs_grad
                 inputs = fetch(env) if spread else (fetch(env),)
@@ -451,8 +459,9 @@ class Scan(Op):
                 if type(out) is not np.ndarray:
                     out = np.asarray(out)
                 env.append(out)
-                if keep:  # what the backward of a graph node would read
-                    tape.append((op, cls.keep(out, inputs)))
+                if kept is not None:  # what the backward of a graph node would read
+                    out_kept, k, nones = kept
+                    tape.append((op, (out if out_kept else None, *inputs[:k]) + nones))
                 else:
                     tape.append(None)  # (the loop records no node for it)
             carry = [env[s] for s in outputs]
@@ -505,6 +514,7 @@ class Scan(Op):
                 if type(grad) is not np.ndarray:
                     grad = grad.evaluate()
                 op, saved = entry  # (a call with * costs more than the rest of a step)
+                broadcasts = op.broadcasts
                 input_grads = (op.backward(grad, saved[0], saved[1]) if len(saved) == 2 else
                                op.backward(grad, saved[0], saved[1], saved[2])
                                if len(saved) == 3 else op.backward(grad, *saved))
@@ -512,7 +522,7 @@ class Scan(Op):
                     input_grads = (input_grads,)
                 for s, input_grad in zip(slots_of[j], input_grads):
                     if input_grad is not None:
-                        if op.broadcasts and input_grad.shape != shapes[s]:
+                        if broadcasts and input_grad.shape != shapes[s]:
                             input_grad = engine.unbroadcast(input_grad, shapes[s], op)
                         previous = grads[s]
                         grads[s] = input_grad if previous is None else accumulate(
