@@ -430,6 +430,17 @@ def nonnegative_float(text):
     return _number(text, zero_allowed=True)
 
 
+def add_unrolled_sizes(parser):
+    """The sizes of a small model drawn or explored unrolled: m, p, T and B."""
+    parser.add_argument("--input", type=positive_int, default=3,
+                        help="input size m (default: 3)")
+    parser.add_argument("--output", type=positive_int, default=3,
+                        help="output size p (default: 3)")
+    parser.add_argument("--steps", type=positive_int, default=4,
+                        help="time steps T (default: 4)")
+    parser.add_argument("--batch", type=positive_int, default=1)
+
+
 def add_model_arguments(parser, hidden):
     parser.add_argument("--model", choices=MODELS, default="elman",
                         help="elman: the notes' ElmanRNN; rnn, lstm, gru: PyTorch-style "
@@ -515,13 +526,7 @@ def make_parser():
         description="Draw a model unrolled over T steps, forward only or after one "
                     "backward pass with the gradients through time.")
     add_model_arguments(draw_parser, hidden=4)
-    draw_parser.add_argument("--input", type=positive_int, default=3,
-                             help="input size m (default: 3)")
-    draw_parser.add_argument("--output", type=positive_int, default=3,
-                             help="output size p (default: 3)")
-    draw_parser.add_argument("--steps", type=positive_int, default=4,
-                             help="time steps T (default: 4)")
-    draw_parser.add_argument("--batch", type=positive_int, default=1)
+    add_unrolled_sizes(draw_parser)
     draw_parser.add_argument("--grads", action="store_true",
                              help="run one backward pass and show the gradients")
     draw_parser.add_argument("--layout", choices=("proxy", "once", "auto"), default="proxy",
@@ -542,13 +547,7 @@ def make_parser():
                     "the gradient through time, a slider over the spectral radius of "
                     "W_aa, and how strongly each input moves each step's loss.")
     add_model_arguments(explore_parser, hidden=4)
-    explore_parser.add_argument("--input", type=positive_int, default=3,
-                                help="input size m (default: 3)")
-    explore_parser.add_argument("--output", type=positive_int, default=3,
-                                help="output size p (default: 3)")
-    explore_parser.add_argument("--steps", type=positive_int, default=4,
-                                help="time steps T (default: 4)")
-    explore_parser.add_argument("--batch", type=positive_int, default=1)
+    add_unrolled_sizes(explore_parser)
     explore_parser.add_argument("--radii", type=nonnegative_float, nargs="*",
                                 default=list(RADII), metavar="RHO",
                                 help="spectral radii of W_aa for the page's slider, "
