@@ -372,13 +372,13 @@ def random_like(shapes_, seed):
 
 def check_second_derivative_against_central_differences(case):
     """The case's second derivative against central differences of its first gradient
-    (shared with test_ops_more.py's table)."""
+    (test_second_derivatives.py runs it on every case)."""
     assert tg.gradgradcheck(case.ours, case.tg_inputs())
 
 
 def check_second_derivative_against_torch(case):
     """The case's value, first gradient and second derivative against torch's
-    ``autograd.grad`` taken twice (shared with test_ops_more.py's table)."""
+    ``autograd.grad`` taken twice (test_second_derivatives.py runs it on every case)."""
     pytest.importorskip("torch")
     ours, theirs = case.tg_inputs(), case.torch_inputs()
     out, expected = case.ours(*ours), case.theirs(*theirs)
@@ -395,18 +395,6 @@ def check_second_derivative_against_torch(case):
     for g, g_t in zip(first + second, first_t + second_t):
         assert g.shape == tuple(g_t.shape)
         np.testing.assert_allclose(g.data, g_t.detach().numpy(), **TORCH_TOLERANCE)
-
-
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_matches_central_differences_of_the_first_gradient(name, data):
-    check_second_derivative_against_central_differences(data.draw(CASES[name]))
-
-
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
-    check_second_derivative_against_torch(data.draw(CASES[name]))
 
 
 def test_second_derivative_of_x_to_the_zero_is_zero_at_zero_as_in_torch():

@@ -20,10 +20,8 @@ from hypothesis import given, strategies as st
 
 import tinygraph as tg
 from test_higher_order import (TORCH_TOLERANCE, Case, along_an_axis, any_shapes,
-                               check_second_derivative_against_central_differences,
-                               check_second_derivative_against_torch, elementwise_binary,
-                               random_like, reduction, shape_and_axis, squared, torch_dims,
-                               unary)
+                               elementwise_binary, random_like, reduction, shape_and_axis,
+                               squared, torch_dims, unary)
 from test_ops_gradients import (SEEDS, away_from_zero, broadcastable_shapes, check_backward,
                                 distinct, normal, positive, shapes)
 
@@ -230,18 +228,6 @@ def test_value_and_gradient_equal_torch(name, data):
     for x, t in zip(ours, theirs):
         if t.requires_grad:
             np.testing.assert_allclose(x.grad, t.grad.numpy(), **TORCH_TOLERANCE)
-
-
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_matches_central_differences_of_the_first_gradient(name, data):
-    check_second_derivative_against_central_differences(data.draw(CASES[name]))
-
-
-@pytest.mark.parametrize("name", CASES)
-@given(data=st.data())
-def test_second_derivative_equals_torch_autograd_grad_taken_twice(name, data):
-    check_second_derivative_against_torch(data.draw(CASES[name]))
 
 
 # ---- where the derivative has a kink or a tie: as PyTorch -------------------------------
