@@ -15,10 +15,10 @@
 The package, by job: ``graph`` reads the recorded graph as an unrolled recurrence
 (``Unrolled``: steps from the ``tg.scope("t=k")`` labels, states from the names
 ``rnn.names`` gives, ops on every step at once), ``gradients`` runs and records BPTT
-(``trace``, ``Gradients``), ``figure`` lays out the DOT (``to_dot``, ``draw``), ``explore`` writes the interactive
-page (``explore(run, "explore.html")``: the backward pass step by step, time left to
-right, each weight's Σ_t table, the strips ‖dL/da<t>‖, a slider over W_aa's spectral
-radius and the connectivity ‖∂L<t>/∂x<s>‖).
+(``trace``, ``Gradients``), ``figure`` lays out the DOT (``to_dot``, ``draw``), and
+``explore`` writes the interactive page (``explore(run, "explore.html")``: the backward
+pass step by step, time left to right, each weight's Σ_t table, the strips ‖dL/da<t>‖,
+a slider over W_aa's spectral radius and the connectivity ‖∂L<t>/∂x<s>‖).
 
 What the figure shows (everything is read off the graph the engine recorded):
 
