@@ -203,24 +203,36 @@ class Program:
     Values live in numbered slots: first the carry's parts, then the step inputs'
     parts, then the tensors from outside (``externals``, inputs of the scan node),
     then one slot per op in the order the ops ran. ``ops`` holds (op class, input
-    slots, params, needs_grad) per op; ``outputs`` the slots of the new carry's parts.
+    slots, params) per op; ``outputs`` the slots of the new carry's parts.
+    ``prepare`` makes the program that will replay ready for it.
     """
 
-    def __init__(self, n_carry, n_xs, externals, ops, outputs, carry_shapes, shapes):
+    def __init__(self, n_carry, n_xs, externals, ops, outputs, carry_shapes):
         self.n_carry, self.n_xs, self.externals = n_carry, n_xs, externals
         self.ops, self.outputs, self.carry_shapes = ops, outputs, carry_shapes
         self.n_inputs = n_carry + n_xs + len(externals)
-        self.shapes = shapes  # of every slot's value (the same at every step)
-        # For the replay: how each op gets its arguments from the slots (itemgetter
-        # returns a tuple for several slots, the value itself for one), and what it
-        # keeps for its backward (None: that will not run, it needs no gradient).
-        self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs_grad,
-                        _kept(cls, len(slots)) if True in needs_grad else None)
-                       for cls, slots, params, needs_grad in ops]
 
     def wiring(self):
         """Which op ran on which slots, and which slots the new carry is in."""
-        return [(cls, slots) for cls, slots, _, _ in self.ops], self.outputs
+        return [(cls, slots) for cls, slots, _ in self.ops], self.outputs
+
+    def prepare(self, needs_grad, input_shapes):
+        """Work out, once, what every step of the replay repeats: per op the flags of
+        which inputs need a gradient (``needs_grad``) and its inputs' shapes."""
+        # For the forward: how each op gets its arguments from the slots (itemgetter
+        # returns a tuple for several slots, the value itself for one), and what it
+        # keeps for its backward (None: that will not run, it needs no gradient).
+        self.replay = [(cls, itemgetter(*slots), len(slots) > 1, params, needs,
+                        _kept(cls, len(slots)) if True in needs else None)
+                       for (cls, slots, params), needs in zip(self.ops, needs_grad)]
+        # For the backward: the ops that send gradients, last first, each as (the slot
+        # of its output, its place on a step's tape, (slot, shape to sum back to, or
+        # None where the op does not broadcast) per input).
+        self.backward_plan = [
+            (self.n_inputs + j, j, tuple(zip(slots, shapes if cls.broadcasts else
+                                             (None,) * len(slots))))
+            for j, ((cls, slots, _), needs, shapes) in reversed(list(enumerate(
+                zip(self.ops, needs_grad, input_shapes)))) if True in needs]
 
 
 def _kept(cls, n_inputs):
@@ -244,12 +256,15 @@ def _trace(call, init_parts, xs_parts, reverse):
         args = carry + [Tensor._wrap(x._data[t, ...]) for x in xs_parts]  # x[t]: (0-d too)
         for a in args:
             a.__class__ = _Traced
-        assignments = Tensor.assignments
+        assignments, grad_enabled = Tensor.assignments, Mode.grad_enabled
         _tracers.append(tracer)
+        engine.observers.append(tracer)  # (engine.observing and enable_grad(), spelled
+        Mode.grad_enabled = True         # out: two context managers cost a trace 2%)
         try:
-            with engine.observing(tracer), engine.enable_grad():  # the step may turn it off
-                outputs = call(args[:k], args[k:])
+            outputs = call(args[:k], args[k:])  # (the step may turn grad off inside)
         finally:
+            Mode.grad_enabled = grad_enabled
+            engine.observers.remove(tracer)
             _tracers.pop()
             for a in args + [r[3] for r in tracer.record]:  # plain tensors again
                 a.__class__ = Tensor
@@ -258,13 +273,7 @@ def _trace(call, init_parts, xs_parts, reverse):
             _refuse("assigning .data")
         for _, _, _, out, _ in record:  # a backward from a tensor that escaped the step
             if out._node is not None:   # (collected on the side) raises, and says why
-                out._node.saved = None
-                out._node.freed = (
-                    f"backward through '{out._node.name}', an op of a step that tg.scan "
-                    f"traced: a tensor from inside the step was kept outside it "
-                    f"(collected in a list, say), but only the carry leaves a scan; "
-                    f"return what you need as part of the carry (scan stacks every "
-                    f"step's), or run the loop under tg.unrolled()")
+                out._node.saved, out._node.freed = None, _ESCAPED
         per_step = {id(a) for a in args} | {id(r[3]) for r in record}
         read = [r for r in reads if id(r) in per_step]
         if read:
@@ -280,7 +289,14 @@ def _trace(call, init_parts, xs_parts, reverse):
     program = programs[-1]
     if len(programs) == 2:
         _check_replayable(*programs, _per_step_arrays(args, record, program), times)
+    _prepare(program, record, init_parts, xs_parts)
     return program
+
+
+_ESCAPED = ("backward through an op of a step that tg.scan traced: a tensor from inside "
+            "the step was kept outside it (collected in a list, say), but only the carry "
+            "leaves a scan; return what you need as part of the carry (scan stacks every "
+            "step's), or run the loop under tg.unrolled()")
 
 
 def _per_step_arrays(args, record, program):
@@ -300,7 +316,7 @@ def _program(record, args, outputs, init_parts, xs_parts):
     """The Program of one traced run. A tensor the step used that neither is one of its
     arguments nor came out of one of its ops is an external (a weight, a constant)."""
     slot = {id(t): ("arg", i) for i, t in enumerate(args)}
-    externals, ops, grad_modes = [], [], []
+    externals, ops = [], []
 
     def slot_of(t):
         if id(t) not in slot:
@@ -308,43 +324,40 @@ def _program(record, args, outputs, init_parts, xs_parts):
             externals.append(t)
         return slot[id(t)]
 
-    shapes = {}
-    for cls, inputs, params, out, grad_enabled in record:
+    for cls, inputs, params, out, _ in record:
         ops.append((cls, [slot_of(t) for t in inputs], params))
-        for t in inputs:
-            shapes[slot_of(t)] = t.shape
-        grad_modes.append(grad_enabled)
         slot[id(out)] = ("op", len(ops) - 1)
-        shapes[slot[id(out)]] = out.shape
     output_slots = [slot_of(t) for t in outputs]
     first = {"arg": 0, "external": len(args), "op": len(args) + len(externals)}
     ops = [(cls, [first[s[0]] + s[1] for s in slots], params) for cls, slots, params in ops]
     output_slots = [first[s[0]] + s[1] for s in output_slots]
-    shapes = {first[s[0]] + s[1]: shape for s, shape in shapes.items()}
+    return Program(len(init_parts), len(xs_parts), externals, ops, output_slots,
+                   [p.shape for p in init_parts])
 
-    # Which slots need a gradient: the inputs that require one and what is computed
-    # from them (not inside a ``no_grad`` block of the step). The carry needs one where
-    # the init does, or where a step's carry is computed from something that does: a
-    # fixed point, reached in a pass or two.
-    fixed_needs = [x._requires_grad for x in xs_parts] + [e._requires_grad for e in externals]
+
+def _prepare(program, record, init_parts, xs_parts):
+    """Ready the Program of a traced run (``record``) to replay.
+
+    Which slots need a gradient: the inputs that require one and what is computed from
+    them (not inside a ``no_grad`` block of the step). The carry needs one where the
+    init does, or where a step's carry is computed from something that does: a fixed
+    point, reached in a pass or two."""
+    fixed_needs = [x._requires_grad for x in xs_parts] + [
+        e._requires_grad for e in program.externals]
     carry_needs = [p._requires_grad for p in init_parts]
     while True:
         needs, flags = carry_needs + fixed_needs, []
-        for (_, slots, _), grad_enabled in zip(ops, grad_modes):
+        for (_, slots, _), (_, _, _, _, grad_enabled) in zip(program.ops, record):
             flag = tuple(map(needs.__getitem__, slots)) if grad_enabled else \
                 (False,) * len(slots)
             flags.append(flag)
             needs.append(True in flag)
-        new = [c or needs[s] for c, s in zip(carry_needs, output_slots)]
+        new = [c or needs[s] for c, s in zip(carry_needs, program.outputs)]
         if new == carry_needs:
             break
         carry_needs = new
-    program = Program(len(init_parts), len(xs_parts), externals,
-                      [(cls, slots, params, flag) for (cls, slots, params), flag
-                       in zip(ops, flags)], output_slots, [p.shape for p in init_parts],
-                      shapes)
+    program.prepare(flags, [[t._data.shape for t in inputs] for _, inputs, _, _, _ in record])
     program.carry_needs_grad = True in carry_needs  # (else the scan records no node)
-    return program
 
 
 def _check_replayable(first, second, arrays, times):
@@ -378,7 +391,7 @@ def _check_replayable(first, second, arrays, times):
                 f"mask); per-step values "
                 f"must come in through xs and change only by tinygraph ops. Run the loop "
                 f"under tg.unrolled() to run the step as Python at every step")
-    for (cls, _, params_a, _), (_, _, params_b, _) in zip(first.ops, second.ops):
+    for (cls, _, params_a), (_, _, params_b) in zip(first.ops, second.ops):
         for name in params_b:
             if not _same(params_a[name], params_b[name]) or any(
                     per_step(a) for a in _arrays_in(params_b[name])):
@@ -410,7 +423,7 @@ def _same(a, b):
     programs of scans nested in the step by their ops)."""
     if isinstance(a, Program) and isinstance(b, Program):
         return a.wiring() == b.wiring() and all(
-            _same(pa, pb) for (_, _, pa, _), (_, _, pb, _) in zip(a.ops, b.ops))
+            _same(pa, pb) for (_, _, pa), (_, _, pb) in zip(a.ops, b.ops))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
@@ -487,8 +500,8 @@ class Scan(Op):
                 "tg.unrolled() to differentiate through it twice")
         tapes, program, reverse = self.tapes, self.program, self.reverse
         k, m = program.n_carry, program.n_xs
-        n_inputs, outputs, shapes = program.n_inputs, program.outputs, program.shapes
-        slots_of = [slots for _, slots, _, _ in program.ops]
+        n_slots, outputs, plan = program.n_inputs + len(program.ops), program.outputs, \
+            program.backward_plan
         needs = self.needs_grad
         steps, start, g_outputs = len(tapes), 0, []
         for shape in program.carry_shapes:  # dL/d(carry after step t), per part
@@ -499,7 +512,7 @@ class Scan(Op):
         g_externals = [None] * len(program.externals)
         g_carry = [None] * k
         for t in range(steps) if reverse else range(steps - 1, -1, -1):
-            grads = [None] * (n_inputs + len(slots_of))
+            grads = [None] * n_slots
             for i in range(k):
                 grad = g_outputs[i][t] if g_carry[i] is None else g_outputs[i][t] + g_carry[i]
                 s = outputs[i]
@@ -507,23 +520,22 @@ class Scan(Op):
             tape = tapes[t]
             if not Mode.retain_graph:
                 tapes[t] = None  # the step's saved arrays go once its backward has run
-            for j in range(len(tape) - 1, -1, -1):
-                grad, entry = grads[n_inputs + j], tape[j]
-                if grad is None or entry is None:
+            for out_slot, j, targets in plan:
+                grad = grads[out_slot]
+                if grad is None:
                     continue
                 if type(grad) is not np.ndarray:
                     grad = grad.evaluate()
-                op, saved = entry  # (a call with * costs more than the rest of a step)
-                broadcasts = op.broadcasts
+                op, saved = tape[j]  # (a call with * costs more than the rest of a step)
                 input_grads = (op.backward(grad, saved[0], saved[1]) if len(saved) == 2 else
                                op.backward(grad, saved[0], saved[1], saved[2])
                                if len(saved) == 3 else op.backward(grad, *saved))
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
-                for s, input_grad in zip(slots_of[j], input_grads):
+                for (s, shape), input_grad in zip(targets, input_grads):
                     if input_grad is not None:
-                        if broadcasts and input_grad.shape != shapes[s]:
-                            input_grad = engine.unbroadcast(input_grad, shapes[s], op)
+                        if shape is not None and input_grad.shape != shape:
+                            input_grad = engine.unbroadcast(input_grad, shape, op)
                         previous = grads[s]
                         grads[s] = input_grad if previous is None else accumulate(
                             previous, input_grad)
