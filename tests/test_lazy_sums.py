@@ -109,7 +109,8 @@ def _rows_of(shape, indices, seed=0):
 
 @pytest.mark.parametrize("indices", [[2, 1, 0], [0, -2, 2], [-1, -2, -3],
                                      [np.int64(1), 0, np.int32(2)], [0, 0, 1], [0, -3, 2],
-                                     [1, 2], [True, 0, 1]])
+                                     [1, 2], [True, 0, 1], [0, slice(0, 2), 1],
+                                     [slice(None), 0, 2, 0], [1, -2, slice(1, None)]])
 def test_scatter_of_rows_adds_them_up_with_zeros_elsewhere(indices):
     got, expected = _rows_of((3, 2), indices)
     np.testing.assert_array_equal(got, expected)

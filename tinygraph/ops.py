@@ -701,8 +701,13 @@ class Scatter:
         return other + self.evaluate()
 
     def evaluate(self):
-        grad = np.zeros(self.shape, dtype=self.dtype)
+        grad, rows = np.zeros(self.shape, dtype=self.dtype), set()  # rows: x[t]s written
         for index, g in self.pieces:
+            if type(index) is int and rows is not None and index % len(grad) not in rows:
+                grad[index] = g  # a row's first piece: written, not added (a third the time)
+                rows.add(index % len(grad))
+                continue
+            rows = None  # (from the first other piece on, every piece adds)
             if type(index) is not int and _may_repeat(index):  # (x[t]: one place each)
                 np.add.at(grad, index, g)
             else:
