@@ -149,7 +149,7 @@ class Linear(Op):
             raise ValueError(f"x has {x.shape[-1] if x.ndim else 0} features but W "
                              f"expects {W.shape[1]}")
         # One (rows x in) @ (in x out) product: np.matmul on a stack would loop over it.
-        out = _unrows(_rows(x) @ W.T, x.shape[:-1] + W.shape[:1])
+        out = x @ W.T if x.ndim == 2 else _unrows(_rows(x) @ W.T, x.shape[:-1] + W.shape[:1])
         return out if b is None else out + b
 
     def backward(self, g, out, x, W, b=None):

@@ -473,8 +473,8 @@ class Scan(Op):
                     out = np.asarray(out)
                 env.append(out)
                 if kept is not None:  # what the backward of a graph node would read
-                    out_kept, k, nones = kept
-                    tape.append((op, (out if out_kept else None, *inputs[:k]) + nones))
+                    out_kept, n_kept, nones = kept
+                    tape.append((op, (out if out_kept else None, *inputs[:n_kept]) + nones))
                 else:
                     tape.append(None)  # (the loop records no node for it)
             carry = [env[s] for s in outputs]
