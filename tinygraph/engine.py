@@ -123,7 +123,7 @@ class Op:
 
     __slots__ = ("parents", "needs_grad", "saved", "versions", "assignments", "scope",
                  "out_shape", "out_dtype", "out_name", "holds", "__dict__")
-    saves_inputs = saves_output = broadcasts = False
+    saves_inputs = saves_output = broadcasts = False  # saves_inputs: True, or the first k
     hooks = None     # functions called with the gradient arriving at the output
     out_ref = None   # a weak reference to the output tensor, once retain_grad() asks
     out_version = 0  # the output tensor's version (its .data reassigned since?)
@@ -166,9 +166,9 @@ class Op:
             return out
         data.setflags(False)  # (write=False) a write into a saved array would corrupt backward
         op.parents, op.needs_grad, n = tuple(parents), tuple(needs_grad), cls.saves_inputs
-        kept_out = data if cls.saves_output else None  # (Op.keep's rule, inlined where it
-        op.saved = ((kept_out, *arrays) if n is True else (kept_out,) + (None,) * len(arrays)
-                    if n is False else cls.keep(data, arrays))  # is cheap: a call costs more)
+        kept_out = data if cls.saves_output else None  # saved: (out, *inputs), None where
+        op.saved = ((kept_out, *arrays) if n is True else  # not kept (False is 0 inputs)
+                    (kept_out, *arrays[:n]) + (None,) * (len(arrays) - n))
         op.versions, op.holds = (tuple(versions) if n else None), ()
         for t in () if n is False else inputs if n is True else inputs[:n]:  # (those kept)
             if t._node is None:  # a leaf's array: read-only while kept
@@ -176,12 +176,6 @@ class Op:
         op.assignments, op.scope = Tensor.assignments, Mode.scope
         op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
         return out
-
-    @classmethod
-    def keep(cls, out, arrays):
-        """(out, *inputs) as kept for backward; ``saves_inputs``: True, False or k (first k)."""
-        n = len(arrays) if cls.saves_inputs is True else cls.saves_inputs
-        return (out if cls.saves_output else None, *arrays[:n]) + (None,) * (len(arrays) - n)
 
     def __repr__(self): return f"<{self.name} node>"
 

@@ -236,8 +236,8 @@ class Program:
 
 
 def _kept(cls, n_inputs):
-    """(the output kept?, how many inputs kept, the Nones after them): ``Op.keep``'s
-    layout for an op of ``cls``, worked out once per Program instead of at every step."""
+    """(the output kept?, how many inputs kept, the Nones after them): what ``Op.apply``
+    saves for an op of ``cls``, worked out once per Program instead of at every step."""
     k = n_inputs if cls.saves_inputs is True else int(cls.saves_inputs)
     return cls.saves_output, k, (None,) * (n_inputs - k)
 
