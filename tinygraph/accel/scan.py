@@ -228,11 +228,12 @@ class Program:
         # For the backward: the ops that send gradients, last first, each as (the slot
         # of its output, its place on a step's tape, (slot, shape to sum back to, or
         # None where the op does not broadcast) per input).
-        self.backward_plan = [
-            (self.n_inputs + j, j, tuple(zip(slots, shapes if cls.broadcasts else
-                                             (None,) * len(slots))))
-            for j, ((cls, slots, _), needs, shapes) in reversed(list(enumerate(
-                zip(self.ops, needs_grad, input_shapes)))) if True in needs]
+        self.backward_plan = []
+        for j, ((cls, slots, _), needs, shapes) in enumerate(zip(self.ops, needs_grad,
+                                                                 input_shapes)):
+            if True in needs:
+                sum_to = shapes if cls.broadcasts else [None] * len(slots)
+                self.backward_plan.insert(0, (self.n_inputs + j, j, tuple(zip(slots, sum_to))))
 
 
 def _kept(cls, n_inputs):
