@@ -167,8 +167,8 @@ class Op:
         data.setflags(False)  # (write=False) a write into a saved array would corrupt backward
         op.parents, op.needs_grad, n = tuple(parents), tuple(needs_grad), cls.saves_inputs
         kept_out = data if cls.saves_output else None  # saved: (out, *inputs), None where
-        op.saved = ((kept_out, *arrays) if n is True else  # not kept (False is 0 inputs)
-                    (kept_out, *arrays[:n]) + (None,) * (len(arrays) - n))
+        op.saved = ((kept_out, *arrays) if n is True else (kept_out,) + (None,) * len(arrays)
+                    if n is False else (kept_out, *arrays[:n]) + (None,) * (len(arrays) - n))
         op.versions, op.holds = (tuple(versions) if n else None), ()
         for t in () if n is False else inputs if n is True else inputs[:n]:  # (those kept)
             if t._node is None:  # a leaf's array: read-only while kept
