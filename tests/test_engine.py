@@ -35,6 +35,17 @@ def test_a_freed_100000_op_chain_can_be_garbage_collected():
     assert root() is None
 
 
+def test_nodes_share_equal_shape_and_flag_tuples_and_the_shapes_kept_stay_bounded():
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    a, b = x * w, x + w
+    assert a.op.out_shape is b.op.out_shape and a.op.needs_grad is b.op.needs_grad
+    assert a.op.out_shape == (2,) and a.op.needs_grad == (True, True)
+    for n in range(1, 10_050):  # a program whose shapes keep changing
+        z = leaf(np.zeros(n)).tanh()
+        assert z.op.out_shape == (n,) and z.op.needs_grad == (True,)
+    assert len(tg.engine._shapes) <= 10_001
+
+
 def test_a_leaf_added_to_itself_gets_both_contributions():
     a = leaf(1.0)
     b = a + a

@@ -165,7 +165,11 @@ class Op:
         if not recorded:
             return out
         data.setflags(False)  # (write=False) a write into a saved array would corrupt backward
-        op.parents, op.needs_grad, n = tuple(parents), tuple(needs_grad), cls.saves_inputs
+        needs_grad, shape = tuple(needs_grad), data.shape  # equal ones shared between nodes:
+        if len(_shapes) > 10_000:  # fewer new objects for the garbage collector to visit (in
+            _shapes.clear()        # a 100,000-op chain it took up to half of a tiny op's time)
+        op.parents, n = tuple(parents), cls.saves_inputs
+        op.needs_grad = _flags.setdefault(needs_grad, needs_grad)
         kept_out = data if cls.saves_output else None  # saved: (out, *inputs), None where
         op.saved = ((kept_out, *arrays) if n is True else (kept_out,) + (None,) * len(arrays)
                     if n is False else (kept_out, *arrays[:n]) + (None,) * (len(arrays) - n))
@@ -174,12 +178,14 @@ class Op:
             if t._node is None:  # a leaf's array: read-only while kept
                 op.holds += hold(t._data)
         op.assignments, op.scope = Tensor.assignments, Mode.scope
-        op.out_shape, op.out_dtype, op.out_name = data.shape, data.dtype, None
+        op.out_shape = _shapes.setdefault(shape, shape)
+        op.out_dtype, op.out_name = data.dtype, None
         return out
 
     def __repr__(self): return f"<{self.name} node>"
 
 
+_shapes, _flags = {}, {}  # one tuple per distinct node shape and needs_grad (see apply)
 _holds = {}  # id(array) -> a weak reference to its _Hold, which keeps the array alive
 
 
