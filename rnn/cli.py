@@ -217,7 +217,7 @@ def train(args):
     config.update(step=(resumed or {}).get("step", 0) + outcome.steps, loss=outcome.smoothed)
     if outcome.interrupted:
         path = save(model, config, checkpoint)
-        print(f"interrupted at step {outcome.steps + 1}: checkpoint of step "
+        print(f"interrupted after step {outcome.steps}: checkpoint of step "
               f"{outcome.steps} saved to {path}", file=out, flush=True)
         return INTERRUPTED
     loss, accuracy = training.evaluate(model, task, args.seq_len, 64,

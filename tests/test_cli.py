@@ -234,9 +234,29 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_cleanly(capsys, tmp_path, monkeyp
     monkeypatch.setattr(training, "train_step", interrupted_on_the_third)
     status, out, err = train_chars(tmp_path, capsys, "--steps", "50")
     assert status == cli.INTERRUPTED and "Traceback" not in err
-    assert "interrupted at step 3" in out
+    assert "interrupted after step 2" in out
     config, _ = training.read_checkpoint(tmp_path / "chars-elman.npz")
     assert config["step"] == 2
+
+
+def test_ctrl_c_during_a_step_ends_the_run_once_that_step_is_whole(capsys, tmp_path,
+                                                                   monkeypatch):
+    calls = []
+    original = training.train_step
+
+    def ctrl_c_during_the_third(*args):  # as the terminal sends it: a signal, mid-step
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args)
+
+    monkeypatch.setattr(training, "train_step", ctrl_c_during_the_third)
+    status, out, err = train_chars(tmp_path, capsys, "--steps", "50")
+    assert status == cli.INTERRUPTED and "Traceback" not in err
+    assert len(calls) == 3 and "interrupted after step 3" in out
+    config, _ = training.read_checkpoint(tmp_path / "chars-elman.npz")
+    assert config["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (put back)
 
 
 def test_sigint_to_a_training_process_saves_and_exits_without_traceback(tmp_path):
