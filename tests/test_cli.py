@@ -239,8 +239,21 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_cleanly(capsys, tmp_path, monkeyp
     assert config["step"] == 2
 
 
-def test_ctrl_c_during_a_step_ends_the_run_once_that_step_is_whole(capsys, tmp_path,
-                                                                   monkeypatch):
+def _ctrl_c_as_at_a_terminal():
+    """SIGINT to its default, as at a terminal: a shell starts a background job (a CI
+    script run with &, say) with SIGINT ignored, and its children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def python_handles_ctrl_c():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_a_step_ends_the_run_once_that_step_is_whole(
+        capsys, tmp_path, monkeypatch, python_handles_ctrl_c):
     calls = []
     original = training.train_step
 
@@ -263,7 +276,8 @@ def test_sigint_to_a_training_process_saves_and_exits_without_traceback(tmp_path
     process = subprocess.Popen(
         [sys.executable, "-m", "rnn", "train", "--hidden", "8", "--steps", "1000000",
          "--out-dir", str(tmp_path), "--max-time", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_at_a_terminal)
     try:
         lines = [process.stdout.readline() for _ in range(3)]
         assert lines[2].startswith("step "), lines
