@@ -350,22 +350,21 @@ def fit(model, task, optimizer, schedule, rng, out=sys.stdout):
     second Ctrl-C at once), without a traceback: the Outcome says so, and the model
     holds the weights of its last whole step, ``steps``."""
     progress = Progress(out, schedule.steps, schedule.max_time)
-    smooth, step, loss, interrupted = task.baseline, 0, float("nan"), []
+    smooth, step, loss, noted = task.baseline, 0, float("nan"), []
     try:
-        with _ctrl_c_noted(interrupted):
+        with _ctrl_c_noted(noted):
             for step in range(1, schedule.steps + 1):
                 loss = train_step(model, task, optimizer, schedule, rng)
                 smooth = 0.95 * smooth + 0.05 * loss
                 progress.update(step, loss, smooth)
-                if interrupted:
-                    raise KeyboardInterrupt
-                if schedule.max_time and progress.elapsed() >= schedule.max_time:
+                if noted or schedule.max_time and progress.elapsed() >= schedule.max_time:
                     break
-    except KeyboardInterrupt:  # (noted after a whole step, or raised inside one)
+    except KeyboardInterrupt:  # raised inside a step: a second Ctrl-C, or no handler of ours
+        noted, step = [True], step - 1
+    if noted:  # (step is the last whole one)
         if progress.tty:
             out.write("\n")
-        return Outcome(step if interrupted else step - 1, smooth, progress.elapsed(),
-                       interrupted=True)
+        return Outcome(step, smooth, progress.elapsed(), interrupted=True)
     progress.close(step, loss, smooth)
     return Outcome(step, smooth, progress.elapsed())
 

@@ -252,23 +252,25 @@ def python_handles_ctrl_c():
     signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_during_a_step_ends_the_run_once_that_step_is_whole(
-        capsys, tmp_path, monkeypatch, python_handles_ctrl_c):
+@pytest.mark.parametrize("presses, last_whole_step", [(1, 3), (2, 2)])
+def test_ctrl_c_during_a_step_ends_the_run_once_that_step_is_whole_and_twice_at_once(
+        capsys, tmp_path, monkeypatch, python_handles_ctrl_c, presses, last_whole_step):
     calls = []
     original = training.train_step
 
     def ctrl_c_during_the_third(*args):  # as the terminal sends it: a signal, mid-step
         calls.append(1)
         if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)
+            for _ in range(presses):
+                signal.raise_signal(signal.SIGINT)
         return original(*args)
 
     monkeypatch.setattr(training, "train_step", ctrl_c_during_the_third)
     status, out, err = train_chars(tmp_path, capsys, "--steps", "50")
     assert status == cli.INTERRUPTED and "Traceback" not in err
-    assert len(calls) == 3 and "interrupted after step 3" in out
+    assert len(calls) == 3 and f"interrupted after step {last_whole_step}" in out
     config, _ = training.read_checkpoint(tmp_path / "chars-elman.npz")
-    assert config["step"] == 3
+    assert config["step"] == last_whole_step
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (put back)
 
 
