@@ -233,7 +233,8 @@ class Program:
                                                                  input_shapes)):
             if True in needs:
                 sum_to = shapes if cls.broadcasts else [None] * len(slots)
-                self.backward_plan.insert(0, (self.n_inputs + j, j, tuple(zip(slots, sum_to))))
+                self.backward_plan.append((self.n_inputs + j, j, tuple(zip(slots, sum_to))))
+        self.backward_plan.reverse()
 
 
 def _kept(cls, n_inputs):
@@ -257,15 +258,12 @@ def _trace(call, init_parts, xs_parts, reverse):
         args = carry + [Tensor._wrap(x._data[t, ...]) for x in xs_parts]  # x[t]: (0-d too)
         for a in args:
             a.__class__ = _Traced
-        assignments, grad_enabled = Tensor.assignments, Mode.grad_enabled
+        assignments = Tensor.assignments
         _tracers.append(tracer)
-        engine.observers.append(tracer)  # (engine.observing and enable_grad(), spelled
-        Mode.grad_enabled = True         # out: two context managers cost a trace 2%)
         try:
-            outputs = call(args[:k], args[k:])  # (the step may turn grad off inside)
+            with engine.observing(tracer), engine.enable_grad():  # the step may turn it off
+                outputs = call(args[:k], args[k:])
         finally:
-            Mode.grad_enabled = grad_enabled
-            engine.observers.remove(tracer)
             _tracers.pop()
             for a in args + [r[3] for r in tracer.record]:  # plain tensors again
                 a.__class__ = Tensor
