@@ -71,10 +71,48 @@ def test_shared_parameter_is_listed_once():
         "first.weight", "first.bias", "second.bias"]
 
 
-def test_reassigning_a_plain_value_unregisters_the_parameter():
+def test_state_dict_of_tied_weights_holds_every_name_as_torch():
+    model = nn.Module()
+    model.first = nn.Linear(2, 2)
+    model.second = nn.Linear(2, 2)
+    model.second.weight = model.first.weight
+    state = model.state_dict()
+    assert list(state) == ["first.weight", "first.bias", "second.weight", "second.bias"]
+    model.load_state_dict(state)  # strict: each name is a key
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Module()
+    theirs.first, theirs.second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    theirs.second.weight = theirs.first.weight
+    assert list(theirs.state_dict()) == list(state)
+    model.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    np.testing.assert_array_equal(model.second.weight.data, theirs.first.weight.detach().numpy())
+
+
+def test_reassigning_none_unregisters_the_parameter():
     model = TwoLayer()
     model.b_y = None
     assert "b_y" not in dict(model.named_parameters())
+
+
+@pytest.mark.parametrize("value", [np.zeros((2, 3)), tg.tensor(np.zeros((2, 3))), 3.0])
+def test_assigning_a_non_parameter_over_a_parameter_raises_and_keeps_it(value):
+    """As PyTorch: silently unregistering the weight would drop it from training."""
+    layer = nn.Linear(3, 2)
+    weight = layer.weight
+    with pytest.raises(TypeError, match="cannot assign .* as parameter 'weight' of Linear"):
+        layer.weight = value
+    assert layer.weight is weight and "weight" in dict(layer.named_parameters())
+
+
+def test_assigning_a_non_module_over_a_module_raises():
+    model = nn.Sequential(nn.ReLU())
+    with pytest.raises(TypeError, match="as child module '0' of Sequential"):
+        setattr(model, "0", 3)
+
+
+def test_load_state_dict_of_a_non_dict_says_so():
+    with pytest.raises(TypeError, match="takes a dict of arrays.*not list"):
+        nn.Linear(2, 2).load_state_dict([1, 2])
 
 
 def test_deleting_an_attribute_unregisters_it():
@@ -252,6 +290,16 @@ def test_module_list_indexes_and_iterates():
     container = nn.ModuleList(layers)
     assert len(container) == 3 and container[-1] is layers[2]
     assert list(container) == layers and list(container[1:]) == layers[1:]
+
+
+def test_a_slice_of_a_sequential_is_a_sequential():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    head = model[:2]
+    assert type(head) is nn.Sequential and len(head) == 2 and head[0] is model[0]
+    x = np.ones((1, 3))
+    np.testing.assert_array_equal(head(x).data, model[1](model[0](x)).data)
+    assert type(nn.ModuleList([nn.ReLU(), nn.Tanh()])[1:]) is nn.ModuleList
 
 
 def test_module_list_refuses_non_modules():

@@ -271,7 +271,7 @@ def params_with_grads(scale):
     return params
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 0.5, np.inf, "inf", -np.inf, 0, -1.0])
 @pytest.mark.parametrize("scale", [0.01, 10.0])
 def test_clip_grad_norm_equals_torch(norm_type, scale):
     torch = pytest.importorskip("torch")
@@ -279,11 +279,60 @@ def test_clip_grad_norm_equals_torch(norm_type, scale):
     theirs = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=True) for p in ours]
     for p, t in zip(ours, theirs):
         t.grad = torch.tensor(p.grad)
+    ours[0].grad[0] = 0.0  # (a zero entry: what the 0 and negative orders count)
+    theirs[0].grad[0] = 0.0
     total = optim.clip_grad_norm_(ours, max_norm=1.0, norm_type=norm_type)
     total_torch = torch.nn.utils.clip_grad_norm_(theirs, max_norm=1.0, norm_type=norm_type)
     np.testing.assert_allclose(total, total_torch.item(), **TOL)
     for p, t in zip(ours, theirs):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_lets_a_non_finite_norm_reach_every_gradient_as_torch(bad):
+    torch = pytest.importorskip("torch")
+    ours = params_with_grads(1.0)
+    ours[1].grad[2] = bad
+    theirs = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=True) for p in ours]
+    for p, t in zip(ours, theirs):
+        t.grad = torch.tensor(p.grad)
+    total = optim.clip_grad_norm_(ours, max_norm=1.0)
+    total_torch = torch.nn.utils.clip_grad_norm_(theirs, max_norm=1.0)
+    np.testing.assert_equal(total, total_torch.item())
+    for p, t in zip(ours, theirs):
+        np.testing.assert_equal(p.grad, t.grad.numpy())
+    ours[1].grad[2] = bad
+    with pytest.raises(RuntimeError, match="non-finite|nan|inf"):
+        optim.clip_grad_norm_(ours, max_norm=1.0, error_if_nonfinite=True)
+
+
+def test_clipping_and_steps_use_the_values_of_a_recorded_gradient():
+    """After backward(create_graph=True) .grad is a tensor; clipping and every update
+    use its values, as PyTorch's do."""
+    for make in (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), optim.Adam, optim.RMSprop,
+                 optim.Adagrad):
+        w = nn.Parameter(np.array([1.0, 2.0, -1.0]))
+        (w * w * w).sum().backward(create_graph=True)
+        assert isinstance(w.grad, tg.Tensor)
+        total = optim.clip_grad_norm_([w], max_norm=1.0)
+        np.testing.assert_allclose(total, np.linalg.norm(3 * np.array([1.0, 4.0, 1.0])))
+        optim.clip_grad_value_([w], 0.2)
+        expected = np.clip(3 * np.array([1.0, 4.0, 1.0]) / total, -0.2, 0.2)
+        np.testing.assert_allclose(w.grad.data, expected, rtol=1e-5)
+        reference = nn.Parameter(np.array([1.0, 2.0, -1.0]))
+        reference.grad = np.array(w.grad.data)
+        make([w]).step(), make([reference]).step()
+        np.testing.assert_array_equal(w.data, reference.data)
+
+
+def test_a_gradient_of_another_shape_than_its_parameter_raises():
+    w = nn.Parameter(np.ones(3), name="w")
+    w.grad = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"gradient of w has shape \(2, 3\).*\(3,\)"):
+        optim.SGD([w], lr=0.1).step()
+    assert w.shape == (3,)
+    with pytest.raises(ValueError, match="gradient of w"):
+        optim.clip_grad_norm_([w], 1.0)
 
 
 def test_clip_grad_norm_returns_the_norm_before_clipping_and_keeps_direction():

@@ -162,6 +162,21 @@ def test_a_flat_dict_of_lists_still_saves_arrays(tmp_path):
     assert isinstance(loaded["w"], np.ndarray)
 
 
+def test_a_dict_with_python_numbers_or_strings_keeps_their_types(tmp_path):
+    """A schedule's state saved on its own: numbers, strings and lists come back as such."""
+    from tinygraph.optim import lr_scheduler
+    saved = {"w": np.ones(2), "epoch": 3, "mode": "min", "best": 0.5, "lrs": [0.1, 0.01],
+             "flag": True}
+    tg.save(saved, tmp_path / "t.npz")
+    loaded = tg.load(tmp_path / "t.npz")
+    assert loaded.keys() == saved.keys()
+    for key in ("epoch", "mode", "best", "lrs", "flag"):
+        assert type(loaded[key]) is type(saved[key]) and loaded[key] == saved[key]
+    schedule = lr_scheduler.StepLR(tg.optim.SGD([nn.Parameter(np.ones(1))], lr=0.1), 3)
+    tg.save(schedule.state_dict(), tmp_path / "s.npz")
+    assert tg.load(tmp_path / "s.npz") == schedule.state_dict()
+
+
 def test_the_tree_entry_name_is_reserved_in_a_flat_dict(tmp_path):
     with pytest.raises(TypeError, match="other than '__tree__'"):
         tg.save({"__tree__": np.ones(1)}, tmp_path / "t.npz")

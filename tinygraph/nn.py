@@ -68,6 +68,12 @@ class Module:
             if isinstance(value, Parameter) and value.name is None:
                 value.name = name
             children[name] = value
+        elif name in children and value is not None:  # (None unregisters, as in PyTorch)
+            kind, expected, hint = (
+                ("parameter", "nn.Parameter", "; to change its values, assign its .data")
+                if isinstance(children[name], Parameter) else ("child module", "nn.Module", ""))
+            raise TypeError(f"cannot assign {type(value).__name__} as {kind} '{name}' of "
+                            f"{type(self).__name__} ({expected} or None expected){hint}")
         else:
             children.pop(name, None)
         object.__setattr__(self, name, value)
@@ -138,8 +144,10 @@ class Module:
 
     # ---- weights in and out --------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: copy of the parameter's ndarray}, in ``named_parameters()`` order."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{dotted name: copy of the parameter's ndarray}, in ``named_parameters()`` order;
+        a parameter shared by several modules (tied weights) under each of its names, as
+        in PyTorch."""
+        return {name: p.data.copy() for name, p in self._walk()}
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (or tensors) from ``state_dict`` into the parameters of the same name.
@@ -150,7 +158,10 @@ class Module:
         was. Values are converted to each parameter's dtype. Returns
         ``(missing_keys, unexpected_keys)``.
         """
-        own = dict(self.named_parameters())
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict into {type(self).__name__} takes a dict of "
+                            f"arrays (as state_dict() gives), not {type(state_dict).__name__}")
+        own = dict(self._walk())  # (every name of a shared parameter, as state_dict)
         missing = [name for name in own if name not in state_dict]
         unexpected = [name for name in state_dict if name not in own]
         problems, arrays = [], {}
@@ -243,7 +254,12 @@ class ModuleList(Module):
 
     def __getitem__(self, index):
         items = list(self._children.values())
-        return ModuleList(items[index]) if isinstance(index, slice) else items[index]
+        return type(self)._of(items[index]) if isinstance(index, slice) else items[index]
+
+    @classmethod
+    def _of(cls, modules):
+        """A container of this kind holding ``modules`` (what a slice gives)."""
+        return cls(modules)
 
 
 class Sequential(ModuleList):
@@ -251,6 +267,10 @@ class Sequential(ModuleList):
 
     def __init__(self, *modules):
         super().__init__(modules)
+
+    @classmethod
+    def _of(cls, modules):
+        return cls(*modules)
 
     def forward(self, x):
         for module in self:

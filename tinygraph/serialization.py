@@ -32,13 +32,16 @@ def save(state_dict, path):
     """Write {name: ndarray or Tensor} to ``path`` as an .npz archive (exactly that path).
 
     Names may hold dots (``layers.0.weight``). Arrays of Python objects are refused,
-    since they could only be stored by pickling them. A dict that holds a dict or None
-    among its values is written as a tree (see the module's docstring).
+    since they could only be stored by pickling them. A dict that holds a dict, None or
+    a Python number or string among its values (a schedule's state, a checkpoint) is
+    written as a tree (see the module's docstring), so that each comes back as it was;
+    a dict of arrays, tensors and lists of numbers is written as arrays.
     """
     if not isinstance(state_dict, dict):
         raise TypeError(f"save: takes a dict of named arrays, not {type(state_dict).__name__}")
     arrays = {}
-    if any(isinstance(value, dict) or value is None for value in state_dict.values()):
+    if any(value is None or isinstance(value, (dict, bool, int, float, str))
+           and not isinstance(value, np.generic) for value in state_dict.values()):
         arrays[TREE] = np.frombuffer(json.dumps(_encode(state_dict, (), arrays)).encode(),
                                      dtype=np.uint8)
     for name, value in state_dict.items() if TREE not in arrays else ():

@@ -99,7 +99,7 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         """Forget every parameter's gradient (``grad = None``, or zeros if not ``set_to_none``)."""
         for p in self.params:
-            p.grad = None if set_to_none or p.grad is None else np.zeros_like(p.grad)
+            p.grad = None if set_to_none or p.grad is None else np.zeros(p.shape, p.dtype)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; parameters without one are
@@ -113,7 +113,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    grad = -p.grad if group.get("maximize") else p.grad
+                    grad = _grad_values(p, type(self).__name__)
+                    grad = -grad if group.get("maximize") else grad
                     p.data = self.update(p.data, grad, self.state[p], group).astype(
                         p.dtype, copy=False)
         return loss
@@ -318,6 +319,16 @@ def _warn_if_already_stepped(params, name):
             return
 
 
+def _grad_values(p, name):
+    """p.grad as an array: a recorded gradient (``backward(create_graph=True)``) gives
+    its values, as PyTorch's updates do; a gradient of another shape than p raises."""
+    grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+    if grad.shape != p.shape:
+        raise ValueError(f"{name}: the gradient of {p.name or 'a parameter'} has shape "
+                         f"{grad.shape}, but the parameter has shape {p.shape}")
+    return grad
+
+
 def _set_grad(p, grad):
     """p.grad = grad, keeping the optimizers' note of whether they stepped with it."""
     for optimizer in _optimizers:
@@ -325,29 +336,39 @@ def _set_grad(p, grad):
     p.grad = grad
 
 
-def clip_grad_norm_(params, max_norm, norm_type=2.0):
+def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint norm is at most ``max_norm``.
 
-    The norm is taken over every gradient as if concatenated into one vector (p-norm,
-    ``norm_type`` may be ``inf``). If clip_coef = max_norm / (norm + 1e-6) is below 1,
-    each grad is multiplied by it, as ``torch.nn.utils.clip_grad_norm_``: the direction
-    is kept, only the length shrinks (Pascanu et al. 2013, against exploding
-    gradients in RNNs). Returns the norm before clipping, as a float.
+    The norm is taken over every gradient as if concatenated into one vector (p-norm;
+    ``norm_type`` may be ``inf``, ``-inf`` or ``'inf'``; as in PyTorch it is the norm of
+    the gradients' norms, which for 0 counts the gradients that are not all zero). If
+    clip_coef = max_norm / (norm + 1e-6) is below 1 (or NaN), each grad is multiplied
+    by it, as ``torch.nn.utils.clip_grad_norm_``: the direction is kept, only the
+    length shrinks (Pascanu et al. 2013, against exploding gradients in RNNs). A NaN
+    or infinite norm raises with ``error_if_nonfinite``; otherwise it reaches the
+    gradients, so the step shows it. Returns the norm before clipping, as a float.
     """
     params = _tensor_list(params, "clip_grad_norm_")
     _warn_if_already_stepped(params, "clip_grad_norm_")
+    norm_type = float(norm_type)
     grads = [p for p in params if p.grad is not None]
-    if not grads:
+    values = [_grad_values(p, "clip_grad_norm_").ravel() for p in grads]
+    values = [v for v in values if v.size]
+    if not values:
         return 0.0
-    if norm_type == np.inf:
-        total = max(float(np.max(np.abs(p.grad))) for p in grads)
-    else:
-        total = float(sum(np.sum(np.abs(p.grad) ** norm_type) for p in grads)
-                      ** (1.0 / norm_type))
+    with np.errstate(divide="ignore"):  # (a negative order over a zero: its norm is 0)
+        norms = np.array([np.linalg.norm(v, norm_type) for v in values])
+        total = float(np.linalg.norm(norms, norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+            f"{total}, so it cannot be clipped; pass error_if_nonfinite=False to scale "
+            f"the gradients by it anyway")
     clip_coef = max_norm / (total + 1e-6)
-    if clip_coef < 1:
-        for p in grads:
-            _set_grad(p, p.grad * np.asarray(clip_coef, dtype=p.grad.dtype))
+    if not clip_coef >= 1:  # (NaN too)
+        with np.errstate(invalid="ignore"):  # (an infinite entry times 0 is NaN, as in PyTorch)
+            for p in grads:
+                _set_grad(p, p.grad * np.asarray(clip_coef, dtype=p.grad.dtype))
     return total
 
 
@@ -357,4 +378,5 @@ def clip_grad_value_(params, clip_value):
     _warn_if_already_stepped(params, "clip_grad_value_")
     for p in params:
         if p.grad is not None:
-            _set_grad(p, np.clip(p.grad, -clip_value, clip_value))
+            grad = np.clip(_grad_values(p, "clip_grad_value_"), -clip_value, clip_value)
+            _set_grad(p, Tensor(grad) if isinstance(p.grad, Tensor) else grad)
