@@ -91,6 +91,10 @@ def check_train_args(args):
     if args.task in ("adding", "sentiment") and args.tbptt:
         raise UsageError(f"--tbptt does not apply to --task {args.task}: its one target "
                          f"comes at the end of the sequence")
+    if args.tbptt and args.bidirectional:
+        raise UsageError("--tbptt with --bidirectional: the reverse direction of a chunk "
+                         "would start from a state of the chunk before it (the past); "
+                         "train a bidirectional model on whole sequences")
     if args.text is not None and args.task != "chars":
         raise UsageError("--text is the training text of --task chars")
 

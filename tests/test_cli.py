@@ -77,6 +77,8 @@ def test_params_bidirectional_output_layer_reads_both_directions(capsys):
     (["draw", "--out", "graph.txt"], ".svg"),
     (["train", "--model", "elman", "--layers", "2"], "--model rnn"),
     (["train", "--task", "chars", "--bidirectional", "--model", "gru"], "next character"),
+    (["train", "--task", "parity", "--bidirectional", "--model", "rnn", "--tbptt", "3"],
+     "reverse direction of a chunk"),
     (["params", "--input", "10", "--hidden", "20"], "--output"),
     (["train", "--task", "copy", "--seq-len", "2"], "--seq-len"),
     (["train", "--tbptt", "-1"], "-1 must be at least 0"),

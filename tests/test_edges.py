@@ -378,3 +378,29 @@ def test_a_broadcasting_op_whose_backward_returns_a_wrong_shape_raises_a_shape_e
     with pytest.raises(tg.ShapeError, match=r"backward of 'broadcastingwithawronggradient' "
                                             r"returned the wrong shape.*\(5,\).*\(3,\)"):
         out.sum().backward()
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "var", "std", "amax"])
+def test_a_reduction_naming_an_axis_twice_raises_as_numpy(reduce):
+    x = tg.tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+        getattr(tg, reduce)(x, axis=(1, -1))
+    with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+        getattr(tg, reduce)(tg.tensor(1.0), axis=(0, -1))
+
+
+def test_binary_cross_entropy_refuses_a_nan_probability():
+    from tinygraph import functional as F
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\] \(and not be NaN\)"):
+        F.binary_cross_entropy(tg.tensor([np.nan, 0.5]), np.array([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_average_pooling_without_the_padding_keeps_float32(n):
+    from tinygraph import functional as F
+    x = tg.tensor(np.ones((1, 1) + (5,) * n, dtype=np.float32), requires_grad=True)
+    pool = F.avg_pool1d if n == 1 else F.avg_pool2d
+    out = pool(x, 2, padding=1, count_include_pad=False)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == np.float32

@@ -795,3 +795,21 @@ def test_first_order_gradients_are_the_same_with_and_without_create_graph():
     mlp_loss("cross_entropy")(*recorded).backward(create_graph=True)
     for a, b in zip(plain, recorded):
         np.testing.assert_array_equal(a.grad, b.grad.data)
+
+
+@pytest.mark.parametrize("helper", ["jvp", "hvp"])
+def test_jvp_and_hvp_want_one_direction_per_input_shaped_like_it(helper):
+    """As torch.autograd.functional: a missing, extra or misshapen direction raises
+    (zip would have read a missing one as 0)."""
+    f = (lambda a, b: a * b) if helper == "jvp" else (lambda a, b: (a * b * b).sum())
+    inputs = [np.array([1.0, 2.0]), np.array([3.0, 4.0])]
+    for directions in ([np.ones(2)], [np.ones(2)] * 3):
+        with pytest.raises(ValueError, match=f"{helper}: {len(directions)} directions for 2"):
+            getattr(tg, helper)(f, inputs, directions)
+    with pytest.raises(ValueError, match=r"direction 1 has shape \(3,\).*\(2,\)"):
+        getattr(tg, helper)(f, inputs, [np.ones(2), np.ones(3)])
+
+
+def test_jvp_takes_one_array_as_one_input():
+    out, jt = tg.jvp(lambda x: x * x, np.array([1.0, 2.0]), np.array([1.0, 0.5]))
+    np.testing.assert_allclose(jt.data, [2.0, 2.0])

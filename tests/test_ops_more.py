@@ -302,6 +302,25 @@ def test_var_and_std_with_no_degrees_of_freedom_are_nan_or_inf_as_torch(n, corre
         np.testing.assert_array_equal(out.data, expected.numpy())
 
 
+@needs_torch
+def test_std_of_constant_entries_passes_zero_gradient_as_torch_at_first_and_second_order():
+    """d std/dx is 0/0 where the std is 0; PyTorch gives 0 (a normalisation of a constant
+    row must not turn every gradient into NaN)."""
+    x = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])
+    ours = tg.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    (g,) = tg.grad(ours.std(axis=1).sum(), [ours], create_graph=True)
+    (gg,) = tg.grad((g * g).sum(), [ours])
+    (tg_,) = torch.autograd.grad(theirs.std(dim=1).sum(), [theirs], create_graph=True)
+    (tgg,) = torch.autograd.grad((tg_ * tg_).sum(), [theirs])
+    np.testing.assert_allclose(g.data, tg_.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gg.data, tgg.numpy(), rtol=1e-12, atol=1e-15)
+    assert np.all(g.data[0] == 0)
+    y = tg.tensor(np.array(2.0), requires_grad=True)
+    y.std(correction=0).backward()
+    assert y.grad == 0
+
+
 # ---- the documented choices ---------------------------------------------------------------
 def test_var_defaults_to_the_unbiased_estimate_as_pytorch_and_reads_numpys_ddof():
     x = np.random.default_rng(0).standard_normal((3, 5))

@@ -50,7 +50,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _as_list(values):
-    return [values] if isinstance(values, Tensor) else list(values)
+    """A list or tuple as a list; one tensor or array (or number) as a list of one."""
+    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 def _prepared(inputs):
@@ -59,10 +60,19 @@ def _prepared(inputs):
                    requires_grad=True) for x in _as_list(inputs)]
 
 
-def _tensors(values, like):
-    values = _as_list(values) if isinstance(values, (Tensor, list, tuple)) else [values]
-    return [v if isinstance(v, Tensor) else Tensor(np.asarray(v, dtype=x.dtype))
-            for v, x in zip(values, like)]
+def _tensors(values, like, caller):
+    """One tensor per input, shaped like it (as torch.autograd.functional checks)."""
+    values = _as_list(values)
+    if len(values) != len(like):
+        raise ValueError(f"{caller}: {len(values)} directions for {len(like)} inputs; give "
+                         f"one per input, shaped like it")
+    tensors = [v if isinstance(v, Tensor) else Tensor(np.asarray(v, dtype=x.dtype))
+               for v, x in zip(values, like)]
+    for i, (v, x) in enumerate(zip(tensors, like)):
+        if v.shape != x.shape:
+            raise ValueError(f"{caller}: direction {i} has shape {v.shape}, but its input "
+                             f"has shape {x.shape}")
+    return tensors
 
 
 def vjp(f, inputs, v=None):
@@ -77,12 +87,13 @@ def jvp(f, inputs, tangents):
     """(f(*inputs), J t): how f's output moves along the direction ``tangents`` (one per
     input, shaped like it), from two reverse passes; a tensor shaped like the output."""
     xs = _prepared(inputs)
+    tangents = _tensors(tangents, xs, "jvp")
     out = f(*xs)
     if not out.requires_grad:  # f does not depend on its inputs: the derivative is 0
         return out.detach(), Tensor(np.zeros(out.shape, dtype=out.dtype))
     u = Tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
     g = grad(out, xs, grad_outputs=u, create_graph=True, allow_unused=True)
-    used = [(gi, t) for gi, t in zip(g, _tensors(tangents, xs))
+    used = [(gi, t) for gi, t in zip(g, tangents)
             if gi is not None and gi.requires_grad]
     if not used:  # f does not depend on its inputs (or only linearly on none of them)
         return out.detach(), Tensor(np.zeros(out.shape, dtype=out.dtype))
@@ -96,12 +107,13 @@ def hvp(f, inputs, v):
     inputs together) times ``v`` (one per input), from two reverse passes; a tuple
     with one tensor per input."""
     xs = _prepared(inputs)
+    v = _tensors(v, xs, "hvp")
     out = f(*xs)
     zeros = tuple(Tensor(np.zeros(x.shape, x.dtype)) for x in xs)
     if not out.requires_grad:  # f does not depend on its inputs
         return out.detach(), zeros
     g = grad(out, xs, create_graph=True, allow_unused=True)
-    used = [(gi, x, t) for gi, x, t in zip(g, xs, _tensors(v, xs))
+    used = [(gi, x, t) for gi, x, t in zip(g, xs, v)
             if gi is not None and gi.requires_grad]
     if not used:
         return out.detach(), zeros

@@ -165,9 +165,9 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     more accurate.
     """
     probs, targets = _same_shape_target(probs, targets, "binary_cross_entropy")
-    if ((probs.data < 0) | (probs.data > 1)).any():
-        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]; for "
-                         "logits use binary_cross_entropy_with_logits")
+    if not ((probs.data >= 0) & (probs.data <= 1)).all():  # (NaN too)
+        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1] (and not "
+                         "be NaN); for logits use binary_cross_entropy_with_logits")
     losses = -(targets * _clamped_log(probs) + (1 - targets) * _clamped_log(1 - probs))
     return _reduce(losses, reduction, "binary_cross_entropy")
 
@@ -357,7 +357,8 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     if count_include_pad:
         out = ops.mean(cols, axis=kernel_axes)
     else:  # divide by the number of the input's own entries in each window
-        ones = Tensor._wrap(np.ones((1, 1) + ops.as_tensor(input).shape[-n:]))
+        input = ops.as_tensor(input)
+        ones = Tensor._wrap(np.ones((1, 1) + input.shape[-n:], dtype=input.dtype))
         counts, _ = _pool_windows(ones, kernel_size, stride, padding, 1, False, 0.0, n, name)
         out = ops.sum(cols, axis=kernel_axes) / counts.data.sum(axis=kernel_axes)
     return ops.squeeze(out, 0) if unbatched else out

@@ -382,7 +382,10 @@ def _axes(axis, ndim):
     for a in axis:
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise np.exceptions.AxisError(a, ndim)
-    return tuple(sorted({a % ndim for a in axis})) if ndim else ()
+    axes = {a % builtins.max(ndim, 1) for a in axis}
+    if len(axes) < len(axis):
+        raise ValueError(f"duplicate value in 'axis': {axis} names an axis twice")
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def _kept_shape(shape, axes):
@@ -492,7 +495,8 @@ def _correction(correction, ddof, unbiased):
 
 
 class Std(Var):
-    """out = sqrt(var x) (see Var, for the correction);  dL/dx = Var's VJP of g / (2 out)."""
+    """out = sqrt(var x) (see Var, for the correction);  dL/dx = Var's VJP of g / (2 out),
+    and 0 where out = 0 (constant entries), as PyTorch: not 0/0."""
 
     saves_output = True
 
@@ -501,8 +505,10 @@ class Std(Var):
                                    keepdims=keepdims))
 
     def backward(self, g, out, x):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return Var.backward(self, g / (2 * out), out, x)
+        zero = np.asarray(out == 0) if isinstance(out, np.ndarray) else out.data == 0
+        safe = Where.call(1.0, out, zero)  # (no 1/0 even in a second derivative)
+        with np.errstate(divide="ignore", invalid="ignore"):  # (n <= correction: NaN)
+            return Var.backward(self, Where.call(0.0, g / (2 * safe), zero), out, x)
 
 
 # ---- shape and indexing -------------------------------------------------------------
